@@ -1,0 +1,41 @@
+# postmortem: every target does its own set-up, idempotently.
+#   make demo   set everything up, run the local incident end to end, print the report path
+#   make test   set everything up, run the whole test suite
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP_PY   := $(VENV)/.installed
+STAMP_NPM  := node_modules/.installed
+
+.PHONY: setup demo test bench clean contracts
+
+setup: $(STAMP_PY) $(STAMP_NPM) contracts
+
+$(STAMP_PY): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e ".[test]"
+	@touch $@
+
+$(STAMP_NPM): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# Compilation is cached under build/ by the hash of every input; a no-op when nothing changed.
+contracts: $(STAMP_PY) $(STAMP_NPM)
+	$(PY) -m devchain.compile
+
+demo: setup
+	$(VENV)/bin/postmortem demo
+
+# pytest's exit 5 (no tests collected) must fail, never pass silently.
+test: setup
+	@$(PY) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+
+bench: setup
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf build data/devchain data/warehouse data/reports .pytest_cache

@@ -1,0 +1,147 @@
+"""Start and stop a local anvil node (the real EVM from npm `@foundry-rs/anvil`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from postmortem.errors import PostmortemError
+from postmortem.paths import ANVIL_BIN
+
+# Anvil's well-known test mnemonic; its first accounts are pre-funded with 10,000 ETH.
+DEFAULT_ACCOUNTS = 60
+DEFAULT_BALANCE_ETH = 1_000_000
+
+
+def anvil_binary() -> Path:
+    if not ANVIL_BIN.exists():
+        raise PostmortemError(
+            f"anvil is not installed at {ANVIL_BIN}; run `make setup` (or `npm ci`) in the repo first"
+        )
+    return ANVIL_BIN
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rpc_ready(url: str, timeout: float = 0.5) -> bool:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode()
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return b"result" in resp.read()
+    except (urllib.error.URLError, OSError, TimeoutError):
+        return False
+
+
+@dataclass
+class AnvilNode:
+    """A running anvil process. ``url`` is its JSON-RPC endpoint."""
+
+    port: int
+    process: subprocess.Popen | None
+    pid: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        stop_pid(self.pid)
+        if self.process is not None:
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def start_anvil(
+    port: int | None = None,
+    *,
+    timestamp: int | None = None,
+    accounts: int = DEFAULT_ACCOUNTS,
+    detach: bool = False,
+    log_path: Path | None = None,
+    extra_args: list[str] | None = None,
+) -> AnvilNode:
+    """Start anvil on ``port`` (a free one when None) and wait until it answers JSON-RPC.
+
+    ``timestamp`` sets the genesis block time (scenarios replay real dates).
+    Transactions are ordered first-in first-out so scenarios control intra-block order.
+    ``detach`` starts it in its own session so it outlives the calling process.
+    """
+    binary = anvil_binary()
+    if port is None:
+        port = free_port()
+    elif port_in_use(port):
+        raise PostmortemError(
+            f"port {port} is already in use; pass --port with a free port, or stop what listens there "
+            "(`postmortem devchain stop` if it is an earlier devchain)"
+        )
+    args = [
+        str(binary),
+        "--port", str(port),
+        "--host", "127.0.0.1",
+        "--accounts", str(accounts),
+        "--balance", str(DEFAULT_BALANCE_ETH),
+        "--order", "fifo",
+        "--code-size-limit", "100000",
+        "--gas-limit", "100000000",
+        "--silent",
+    ]
+    if timestamp is not None:
+        args += ["--timestamp", str(timestamp)]
+    args += extra_args or []
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    proc = subprocess.Popen(
+        args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=detach
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise PostmortemError(
+                f"anvil exited at start with code {proc.returncode}; check that port {port} is free "
+                "and that `node_modules` is installed (`make setup`)"
+            )
+        if rpc_ready(url):
+            return AnvilNode(port=port, process=proc, pid=proc.pid)
+        time.sleep(0.05)
+    proc.kill()
+    raise PostmortemError(f"anvil did not answer on {url} within 20 s; try another --port")
+
+
+def stop_pid(pid: int) -> bool:
+    """Terminate a process (anvil) by pid; returns False when it was not running."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.02)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return True

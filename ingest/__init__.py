@@ -1,0 +1,1 @@
+"""postmortem: ingest stage."""
