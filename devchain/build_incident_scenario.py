@@ -105,8 +105,10 @@ def build(csv_path: Path) -> dict:
 
     base_ts = int(rows[0]["timestamp"])
     timeline: list[dict] = [
-        # Ordinary life before the window: a day passes, ETH/USD falls 5% by a feed update.
-        {"timestamp": base_ts - 3600, "txs": [{"do": "set_feed", "feed": "eth_usd", "answer": "1900"}]},
+        # Ordinary life before the window: a day passes, ETH/USD falls 5% by feed updates
+        # (cbETH/USD with it, so ETH-correlated positions keep their health factor).
+        {"timestamp": base_ts - 3600, "txs": [{"do": "set_feed", "feed": "eth_usd", "answer": "1900"},
+                                              {"do": "set_feed", "feed": "cbeth_usd", "answer": "2128"}]},
         {"timestamp": base_ts - 12, "txs": [
             {"do": "supply", "market": "core", "user": "healthy-core", "asset": "wstETH", "amount": "5"}]},
     ]

@@ -102,6 +102,8 @@ def deploy_world(chain: Chain, world: dict) -> dict:
 
     first = True
     for market, m in world["markets"].items():
+        if m is None:  # a scenario may drop a default market
+            continue
         book["markets"][market] = _deploy_market(chain, world, book, market, m, deploy_capo=first)
         first = False
     book["libraries"] = dict(chain.libraries)

@@ -34,6 +34,8 @@ Request-level kinds (one per HTTP request; the first rule that fires wins):
 * ``http_error``: HTTP ``status`` (default 502) with a non-JSON ``body``.
 * ``batch_missing_id`` / ``batch_bad_item`` / ``batch_reorder``: in a batch answer, drop one
   item, replace one with an item that has neither result nor error, or shuffle the order.
+* ``batch_limit``: a batch of more than ``max_batch`` calls is refused whole, as geth
+  (``style`` "geth": "batch too large") or Erigon ("erigon": "batch limit N exceeded") do.
 
 Call-level kinds (per call inside the request; the first rule that fires wins):
 
@@ -96,12 +98,13 @@ _OPTIONS: dict[str, dict[str, Any]] = {
     "batch_missing_id": {},
     "batch_bad_item": {},
     "batch_reorder": {},
+    "batch_limit": {"max_batch": 100, "style": "erigon"},
     "range_cap": {"max_range": 1000, "style": "infura"},
     "result_cap": {"max_results": 10000, "style": "infura"},
     "rpc_error": {"code": -32000, "message": "injected error", "data": None, "http_status": 200},
 }
 _CALL_KINDS = {"range_cap", "result_cap", "rpc_error"}
-_BATCH_KINDS = {"batch_missing_id", "batch_bad_item", "batch_reorder"}
+_BATCH_KINDS = {"batch_missing_id", "batch_bad_item", "batch_reorder", "batch_limit"}
 MAX_SLOW_SECONDS = 60.0
 MAX_BODY_BYTES = 32 * 1024 * 1024
 IDLE_SECONDS = 10.0  # an idle keep-alive connection is closed after this
@@ -306,6 +309,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # Headers and body go out in separate writes; without NODELAY, Nagle plus the
+        # client's delayed ACK adds ~40 ms to every answer.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.proxy._track(self.connection, True)  # type: ignore[attr-defined]
 
     def finish(self) -> None:
@@ -448,6 +454,8 @@ class FaultProxy:
                     continue
                 if f.kind in _BATCH_KINDS and not (is_batch and len(calls) >= (2 if f.kind == "batch_reorder" else 1)):
                     continue
+                if f.kind == "batch_limit" and len(calls) <= int(f.option("max_batch")):
+                    continue
                 if rule.fire():
                     self._fired(request_no, f.kind)
                     return f
@@ -550,6 +558,12 @@ class FaultProxy:
                 "data": {"rate": {"allowed_rps": 1, "backoff_seconds": fault.option("backoff_seconds"), "current_rps": 1.1}},
             }
             self._send(h, 429, _dumps(_errors_for(calls, is_batch, err)), headers=headers)
+            return
+        if kind == "batch_limit":
+            # Like geth/Erigon: one error object with a null id for the whole batch.
+            n = int(fault.option("max_batch"))
+            message = "batch too large" if fault.option("style") == "geth" else f"batch limit {n} exceeded"
+            self._send(h, 200, _dumps(_error(None, -32600, message)))
             return
         if kind == "http_error":
             self._send(h, int(fault.option("status")), str(fault.option("body")).encode(), "text/html")
