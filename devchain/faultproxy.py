@@ -31,7 +31,8 @@ Request-level kinds (one per HTTP request; the first rule that fires wins):
 * ``truncate``: announce the full Content-Length, send ``keep`` (fraction) of it, close.
 * ``slow``: wait ``delay`` seconds, then answer normally.
 * ``malformed``: HTTP 200 with ``body`` that is not valid JSON.
-* ``http_error``: HTTP ``status`` (default 502) with a non-JSON ``body``.
+* ``http_error``: HTTP ``status`` (default 502) with a non-JSON ``body`` (and
+  ``Retry-After: retry_after`` if set).
 * ``batch_missing_id`` / ``batch_bad_item`` / ``batch_reorder``: in a batch answer, drop one
   item, replace one with an item that has neither result nor error, or shuffle the order.
 * ``batch_limit``: a batch of more than ``max_batch`` calls is refused whole, as geth
@@ -94,7 +95,7 @@ _OPTIONS: dict[str, dict[str, Any]] = {
     "truncate": {"keep": 0.5},
     "slow": {"delay": 1.0},
     "malformed": {"body": '{"jsonrpc":"2.0","id":1,"result":"0x'},
-    "http_error": {"status": 502, "body": "<html><body><h1>502 Bad Gateway</h1></body></html>"},
+    "http_error": {"status": 502, "body": "<html><body><h1>502 Bad Gateway</h1></body></html>", "retry_after": None},
     "batch_missing_id": {},
     "batch_bad_item": {},
     "batch_reorder": {},
@@ -566,7 +567,8 @@ class FaultProxy:
             self._send(h, 200, _dumps(_error(None, -32600, message)))
             return
         if kind == "http_error":
-            self._send(h, int(fault.option("status")), str(fault.option("body")).encode(), "text/html")
+            headers = {} if fault.option("retry_after") is None else {"Retry-After": str(fault.option("retry_after"))}
+            self._send(h, int(fault.option("status")), str(fault.option("body")).encode(), "text/html", headers)
             return
         if kind == "malformed":
             self._send(h, 200, str(fault.option("body")).encode())
