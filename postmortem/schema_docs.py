@@ -1,0 +1,348 @@
+"""The documented tables: what every warehouse table and view means, column by column, with units.
+
+Each stage registers the tables it writes (``register_table``) and the SQL views it adds; the
+registry feeds three things:
+
+* ``postmortem schema`` (``describe()``), the user's map of the warehouse;
+* the catalog (``Warehouse.refresh_catalog``), which attaches descriptions as DuckDB comments and
+  creates an empty, correctly typed view for a documented table that has no files yet, so queries
+  and views written against it work before the first run;
+* ``Warehouse.write_chunk`` / ``write_output``, which refuse a table whose documented columns are
+  missing or have another type, so one concept keeps one name and one type across the warehouse.
+
+Column types are Arrow types (what writers produce); ``duckdb_type`` gives the SQL type a reader
+sees. Units are free text; use the ``UNIT_*`` constants where they fit so the same unit reads the
+same everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from postmortem.errors import PostmortemError
+
+# Units, written once so that every table says them the same way.
+UNIT_WEI = "token base units (integer; divide by 10^decimals of the token, 1e18 for ETH)"
+UNIT_RAY = "ray (integer; 1e27 = 1.0)"
+UNIT_WAD = "wad (integer; 1e18 = 1.0)"
+UNIT_BASE = "base currency units (integer; 1e8 = 1 USD for Aave v3)"
+UNIT_BPS = "basis points (integer; 10000 = 100%)"
+UNIT_SECONDS = "seconds since the Unix epoch, UTC"
+UNIT_BLOCK = "block number"
+
+KIND_CHUNKED = "chunked"  # Parquet files per block range: {chain}/{dataset}/..._{start}_to_{end}.parquet
+KIND_OUTPUT = "output"  # replay/report outputs: {chain}/outputs/{table}/{incident}__{run}.parquet
+KIND_VIEW = "view"  # SQL over other tables (Warehouse.register_view)
+KIND_CATALOG = "catalog"  # built by refresh_catalog from the manifest and run records
+
+# Columns the catalog adds to every file-backed view (derived from the file's folder).
+CHAIN_ID_DOC = "Chain id the row comes from (1 = Ethereum mainnet); taken from the warehouse folder."
+
+
+@dataclass(frozen=True)
+class ColumnDoc:
+    """One documented column: name, Arrow type, meaning and unit (None when it has none)."""
+
+    name: str
+    type: pa.DataType
+    description: str
+    unit: str | None = None
+
+    @property
+    def sql_type(self) -> str:
+        return duckdb_type(self.type)
+
+    def comment(self) -> str:
+        """The text stored as the DuckDB column comment."""
+        return f"{self.description} [{self.unit}]" if self.unit else self.description
+
+
+@dataclass(frozen=True)
+class TableDoc:
+    """One documented table or view."""
+
+    name: str
+    description: str
+    columns: tuple[ColumnDoc, ...] = field(default_factory=tuple)
+    kind: str = KIND_CHUNKED
+
+    def column(self, name: str) -> ColumnDoc | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+    def arrow_schema(self) -> pa.Schema:
+        """The Arrow schema writers should produce for this table."""
+        return pa.schema([pa.field(c.name, c.type) for c in self.columns])
+
+
+_REGISTRY: dict[str, TableDoc] = {}
+
+
+def col(name: str, type_: pa.DataType, description: str, unit: str | None = None) -> ColumnDoc:
+    """Shorthand for ``ColumnDoc`` used in registrations."""
+    return ColumnDoc(name, type_, description, unit)
+
+
+def register_table(
+    name: str,
+    description: str,
+    columns: list[ColumnDoc] | tuple[ColumnDoc, ...] = (),
+    kind: str = KIND_CHUNKED,
+) -> TableDoc:
+    """Document a table or view; registering the same name again replaces the entry.
+
+    Replacing (rather than refusing) keeps module reloads in tests harmless; the last
+    registration wins.
+    """
+    if kind not in (KIND_CHUNKED, KIND_OUTPUT, KIND_VIEW, KIND_CATALOG):
+        raise ValueError(f"unknown table kind {kind!r}")
+    names = [c.name for c in columns]
+    if len(names) != len(set(names)):
+        raise ValueError(f"table {name!r} documents a column twice")
+    for c in columns:
+        duckdb_type(c.type)  # fail at registration, not at refresh time
+    doc = TableDoc(name, description, tuple(columns), kind)
+    _REGISTRY[name] = doc
+    return doc
+
+
+def get(name: str) -> TableDoc | None:
+    """The documentation of ``name``, or None if it is not documented."""
+    return _REGISTRY.get(name)
+
+
+def all_tables() -> list[TableDoc]:
+    """Every documented table and view, sorted by name."""
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+def duckdb_type(t: pa.DataType) -> str:
+    """The DuckDB SQL type that DuckDB shows for an Arrow/Parquet column of type ``t``.
+
+    Fixed-size binary reads back as BLOB (DuckDB has no fixed-size binary). decimal256 is
+    refused: DuckDB reads Parquet decimals wider than 38 digits as DOUBLE, which would round
+    uint256 values, so writers must use decimal128(38, 0), strings or bytes instead.
+    """
+    simple = {
+        pa.int8(): "TINYINT", pa.int16(): "SMALLINT", pa.int32(): "INTEGER", pa.int64(): "BIGINT",
+        pa.uint8(): "UTINYINT", pa.uint16(): "USMALLINT", pa.uint32(): "UINTEGER", pa.uint64(): "UBIGINT",
+        pa.float32(): "FLOAT", pa.float64(): "DOUBLE", pa.bool_(): "BOOLEAN",
+        pa.string(): "VARCHAR", pa.large_string(): "VARCHAR",
+        pa.binary(): "BLOB", pa.large_binary(): "BLOB", pa.date32(): "DATE",
+    }
+    if t in simple:
+        return simple[t]
+    if pa.types.is_fixed_size_binary(t):
+        return "BLOB"
+    if pa.types.is_decimal256(t):
+        raise PostmortemError(
+            f"decimal256 columns ({t}) would be read by DuckDB as floats and lose precision; "
+            "store uint256 values as decimal128(38, 0) when they fit, otherwise as a decimal string"
+        )
+    if pa.types.is_decimal128(t):
+        return f"DECIMAL({t.precision},{t.scale})"
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMP WITH TIME ZONE" if t.tz else "TIMESTAMP"
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return f"{duckdb_type(t.value_type)}[]"
+    if pa.types.is_struct(t):
+        inner = ", ".join(f'"{t.field(i).name}" {duckdb_type(t.field(i).type)}' for i in range(t.num_fields))
+        return f"STRUCT({inner})"
+    raise ValueError(f"no DuckDB type known for Arrow type {t}")
+
+
+def check_schema(name: str, schema: pa.Schema) -> list[str]:
+    """Differences between ``schema`` and the documented columns of ``name`` (empty when fine).
+
+    Documented columns must be present with the documented type; extra columns are allowed
+    (``describe`` lists them as undocumented). Undocumented tables always pass.
+    """
+    doc = _REGISTRY.get(name)
+    if doc is None:
+        return []
+    problems = []
+    for c in doc.columns:
+        idx = schema.get_field_index(c.name)
+        if idx < 0:
+            problems.append(f"column {c.name} ({c.type}) is missing")
+        elif not schema.field(idx).type.equals(c.type):
+            problems.append(f"column {c.name} is {schema.field(idx).type}, documented as {c.type}")
+    return problems
+
+
+def describe(name: str | None = None, warehouse_root: Path | str | None = None) -> str:
+    """Text for ``postmortem schema``: every table, or one table's columns with types and units.
+
+    With ``warehouse_root`` the listing also shows what the catalog actually holds: tables present
+    in the warehouse but undocumented, and (for one table) undocumented columns; documented
+    tables absent from the catalog are marked "(no data yet)".
+    """
+    actual, comments = _catalog_columns(warehouse_root) if warehouse_root is not None else (None, {})
+    if name is None:
+        return _describe_all(actual, comments)
+    doc = _REGISTRY.get(name)
+    if doc is None and (actual is None or name not in actual):
+        raise PostmortemError(f"no table named {name}; run `postmortem schema` to list tables")
+    if doc is None and comments.get(name):  # a registered view's description lives in the catalog
+        doc = TableDoc(name, comments[name], kind=KIND_VIEW)
+    return _describe_one(name, doc, None if actual is None else actual.get(name))
+
+
+def _describe_all(actual: dict[str, list[tuple[str, str, str | None]]] | None, comments: dict[str, str]) -> str:
+    names = set(_REGISTRY) | set(actual or {})
+    width = max((len(n) for n in names), default=0)
+    lines = []
+    for n in sorted(names):
+        doc = _REGISTRY.get(n)
+        text = doc.description if doc else (comments.get(n) or "(undocumented)")
+        if actual is not None and n not in actual:
+            text += " (no data yet)"
+        lines.append(f"{n.ljust(width)}  {text}")
+    lines.append("")
+    lines.append("Run `postmortem schema TABLE` for its columns and units.")
+    return "\n".join(lines)
+
+
+def _describe_one(name: str, doc: TableDoc | None, actual: list[tuple[str, str, str | None]] | None) -> str:
+    lines = [name, "=" * len(name), doc.description if doc else "(undocumented)", ""]
+    rows: list[tuple[str, str, str]] = []
+    documented = {c.name: c for c in doc.columns} if doc else {}
+    if actual is not None:
+        for col_name, sql_type, _comment in actual:
+            c = documented.get(col_name)
+            if c is not None:
+                rows.append((col_name, sql_type, c.comment()))
+            elif col_name == "chain_id":
+                rows.append((col_name, sql_type, CHAIN_ID_DOC))
+            else:
+                rows.append((col_name, sql_type, _comment or "(undocumented)"))
+        present = {r[0] for r in rows}
+        rows += [(c.name, c.sql_type, c.comment() + " (not in the data)") for c in documented.values()
+                 if c.name not in present]
+    else:
+        rows = [(c.name, c.sql_type, c.comment()) for c in documented.values()]
+        if doc is not None and doc.kind in (KIND_CHUNKED, KIND_OUTPUT):
+            rows.append(("chain_id", "BIGINT", CHAIN_ID_DOC))
+    w0 = max((len(r[0]) for r in rows), default=0)
+    w1 = max((len(r[1]) for r in rows), default=0)
+    lines += [f"{r[0].ljust(w0)}  {r[1].ljust(w1)}  {r[2]}" for r in rows]
+    return "\n".join(lines)
+
+
+def _catalog_columns(
+    warehouse_root: Path | str,
+) -> tuple[dict[str, list[tuple[str, str, str | None]]], dict[str, str]]:
+    """Columns of every table/view in the warehouse catalog, name -> [(column, type, comment)],
+    and the catalog's table/view comments, name -> comment."""
+    import duckdb  # heavy import only for commands that read the catalog
+
+    catalog = Path(warehouse_root) / "catalog.duckdb"
+    if not catalog.exists():
+        raise PostmortemError(
+            f"the warehouse at {warehouse_root} has no catalog yet; ingest data first (ingest builds catalog.duckdb)"
+        )
+    con = duckdb.connect(str(catalog), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT table_name, column_name, data_type, comment FROM duckdb_columns() "
+            "WHERE database_name = current_database() AND schema_name = 'main' "
+            "ORDER BY table_name, column_index"
+        ).fetchall()
+        comments = dict(con.execute(
+            "SELECT table_name, comment FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND comment IS NOT NULL UNION ALL SELECT view_name, comment FROM duckdb_views() "
+            "WHERE database_name = current_database() AND NOT internal AND comment IS NOT NULL"
+        ).fetchall())
+    finally:
+        con.close()
+    out: dict[str, list[tuple[str, str, str | None]]] = {}
+    for table, column, sql_type, comment in rows:
+        out.setdefault(table, []).append((column, sql_type, comment))
+    return out, comments
+
+
+# --- seed entries: the raw tables every ingest writes -------------------------------------------
+
+_BYTES32 = pa.binary(32)
+
+register_table(
+    "logs",
+    "Raw event logs from eth_getLogs, one row per log, as the node returned them.",
+    [
+        col("block_number", pa.int64(), "Block the log was emitted in.", UNIT_BLOCK),
+        col("block_hash", pa.string(), "Hash of that block, 0x-prefixed hex (checked against `blocks` for reorgs)."),
+        col("transaction_hash", pa.string(), "Transaction that emitted the log, 0x-prefixed hex."),
+        col("transaction_index", pa.int32(), "Position of the transaction in its block."),
+        col("log_index", pa.int32(), "Position of the log in its block (unique per block)."),
+        col("address", pa.string(), "Contract that emitted the log, 0x-prefixed lowercase hex."),
+        col("topic0", _BYTES32, "Event signature hash (keccak256 of the event signature); NULL for anonymous events."),
+        col("topic1", _BYTES32, "First indexed argument, 32 bytes; NULL when absent."),
+        col("topic2", _BYTES32, "Second indexed argument, 32 bytes; NULL when absent."),
+        col("topic3", _BYTES32, "Third indexed argument, 32 bytes; NULL when absent."),
+        col("data", pa.binary(), "ABI-encoded non-indexed arguments."),
+    ],
+)
+
+register_table(
+    "blocks",
+    "Block headers for every block the warehouse holds data for (reorg checks, timestamps).",
+    [
+        col("number", pa.int64(), "Block number.", UNIT_BLOCK),
+        col("hash", pa.string(), "Block hash, 0x-prefixed hex."),
+        col("parent_hash", pa.string(), "Hash of the parent block, 0x-prefixed hex."),
+        col("timestamp", pa.int64(), "Block timestamp.", UNIT_SECONDS),
+    ],
+)
+
+# Tables the catalog builds from the warehouse's own bookkeeping (see Warehouse.refresh_catalog).
+register_table(
+    "runs",
+    "One row per recorded run (ingest, replay, report ...): what ran, with which parameters, what it did.",
+    [
+        col("run_id", pa.string(), "Run identifier."),
+        col("kind", pa.string(), "What ran: ingest, replay, report, ..."),
+        col("tool_version", pa.string(), "postmortem version that ran."),
+        col("started_at", pa.timestamp("us"), "When the run started, UTC."),
+        col("finished_at", pa.timestamp("us"), "When the run finished, UTC."),
+        col("duration_s", pa.float64(), "Wall-clock duration.", "seconds"),
+        col("host", pa.string(), "Host the run ran on."),
+        col("params", pa.string(), "Parameters as JSON (RPC URLs redacted)."),
+        col("summary", pa.string(), "Summary as JSON (counts, timings)."),
+    ],
+    kind=KIND_CATALOG,
+)
+
+register_table(
+    "warehouse_files",
+    "Every Parquet file the manifest records as complete, with row count, content hash and provenance.",
+    [
+        col("path", pa.string(), "File path relative to the warehouse root."),
+        col("file_kind", pa.string(), "'chunk' (block range) or 'output' (replay/report output)."),
+        col("chain_id", pa.int64(), "Chain id."),
+        col("dataset", pa.string(), "Dataset (table) name."),
+        col("start_block", pa.int64(), "First block of the chunk (NULL for outputs).", UNIT_BLOCK),
+        col("end_block", pa.int64(), "Last block of the chunk, inclusive (NULL for outputs).", UNIT_BLOCK),
+        col("incident_id", pa.string(), "Incident id (outputs only)."),
+        col("run_id", pa.string(), "Run id (outputs only)."),
+        col("rows", pa.int64(), "Row count."),
+        col("bytes", pa.int64(), "File size.", "bytes"),
+        col("sha256", pa.string(), "SHA-256 of the file bytes, hex."),
+        col("schema_fingerprint", pa.string(), "Short hash of the column names and types."),
+        col("written_at", pa.timestamp("us"), "When the file was recorded, UTC."),
+        col("meta", pa.string(), "Writer metadata / provenance as JSON (range-end block hashes, inputs, parameters)."),
+    ],
+    kind=KIND_CATALOG,
+)
+
+register_table(
+    "catalog_info",
+    "When and for which warehouse folder the catalog was built.",
+    [
+        col("root", pa.string(), "Absolute path of the warehouse the views read."),
+        col("refreshed_at", pa.timestamp("us"), "When the catalog was rebuilt, UTC."),
+        col("tool_version", pa.string(), "postmortem version that built it."),
+    ],
+    kind=KIND_CATALOG,
+)
