@@ -7,7 +7,6 @@ import io
 import json
 import shutil
 from decimal import Decimal
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
