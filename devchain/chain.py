@@ -96,7 +96,12 @@ class Chain:
 
     # -- contracts -----------------------------------------------------------------------
     def contract(self, name: str, address: str):
-        return self.w3.eth.contract(address=to_checksum_address(address), abi=self.artifacts.abi(name))
+        # Contract objects are costly to build (ABI parsing); scenarios ask for the same ones often.
+        key = (name, address.lower())
+        cache = self.__dict__.setdefault("_contracts", {})
+        if key not in cache:
+            cache[key] = self.w3.eth.contract(address=to_checksum_address(address), abi=self.artifacts.abi(name))
+        return cache[key]
 
     def _linked_bytecode(self, name: str) -> str:
         art = self.artifacts.contracts[name]
@@ -135,8 +140,11 @@ class Chain:
         otherwise mine it now and raise a clear error if it reverts."""
         tx = {"from": to_checksum_address(sender), "gas": gas, "value": value}
         if self._batching:
-            tx_hash = fn.transact(tx)
-            self._pending.append((tx_hash.hex() if hasattr(tx_hash, "hex") else tx_hash, label))
+            # Straight to the node: no fee or nonce look-ups per transaction (anvil fills them).
+            raw = {"from": tx["from"], "to": fn.address, "data": fn._encode_transaction_data(),
+                   "gas": hex(gas), "value": hex(value)}
+            tx_hash = self.rpc("eth_sendTransaction", [raw])
+            self._pending.append((tx_hash, label))
             return tx_hash
         try:
             tx_hash = fn.transact(tx)
@@ -146,6 +154,11 @@ class Chain:
         if receipt.status != 1:
             raise ScenarioTxFailed(f"{label or fn.fn_name} reverted")
         return tx_hash
+
+    @staticmethod
+    def _hex(value) -> str:
+        text = value.hex() if isinstance(value, (bytes, bytearray)) else str(value)
+        return (text if text.startswith("0x") else "0x" + text).lower()
 
     def begin_batch(self) -> None:
         """Queue transactions into one block: automine off, FIFO order (anvil --order fifo)."""
@@ -160,7 +173,18 @@ class Chain:
         self.rpc("evm_mine", [])
         self.rpc("evm_setAutomine", [True])
         self._batching = False
-        receipts = [self.w3.eth.get_transaction_receipt(h) for h, _ in self._pending]
+        # One eth_getBlockReceipts per block instead of one receipt request per transaction.
+        by_hash: dict[str, Any] = {}
+        number = self.block_number
+        hashes = {h.lower() for h, _ in self._pending}
+        while hashes - set(by_hash) and number >= 0:
+            for r in self.w3.eth.get_block_receipts(number):
+                by_hash[self._hex(r.transactionHash)] = r
+            number -= 1
+        missing = [h for h, _ in self._pending if h.lower() not in by_hash]
+        if missing:
+            raise ScenarioTxFailed(f"{len(missing)} queued transactions were not mined")
+        receipts = [by_hash[h.lower()] for h, _ in self._pending]
         blocks = {r.blockNumber for r in receipts}
         if len(blocks) > 1:
             raise ScenarioTxFailed(f"a batch spilled over {len(blocks)} blocks; raise the block gas limit")

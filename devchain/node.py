@@ -64,12 +64,16 @@ class AnvilNode:
         return f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        stop_pid(self.pid)
-        if self.process is not None:
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        if self.process is None:
+            stop_pid(self.pid)
+            return
+        # Our own child: terminate and reap it (polling the pid would see an unreaped zombie).
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
 
 
 def start_anvil(
@@ -103,7 +107,7 @@ def start_anvil(
         "--balance", str(DEFAULT_BALANCE_ETH),
         "--order", "fifo",
         "--code-size-limit", "100000",
-        "--gas-limit", "100000000",
+        "--disable-block-gas-limit",
         "--silent",
     ]
     if timestamp is not None:

@@ -141,8 +141,23 @@ class ScenarioRunner:
                    admin, label="raise eMode LTV for set-up")
         accounts = sc.get("accounts", [])
         self.log(f"setting up {len(accounts)} accounts ...")
-        for acct in accounts:
-            self._setup_account(acct)
+        batch = int(sc.get("setup_batch", 0))
+        if batch:
+            # Explicitly sized accounts can be set up many to a block (the scale scenario).
+            for i in range(0, len(accounts), batch):
+                for acct in accounts[i:i + batch]:
+                    c.fund(self.a(acct["label"]), 100)
+                c.begin_batch()
+                for acct in accounts[i:i + batch]:
+                    self._setup_account(acct)
+                for r in c.mine_batch():
+                    if r.status != 1:
+                        raise ScenarioTxFailed(f"set-up transaction reverted in block {r.blockNumber}")
+                if self.progress and (i // batch) % 10 == 0:
+                    self.log(f"  {min(i + batch, len(accounts))}/{len(accounts)} accounts")
+        else:
+            for acct in accounts:
+                self._setup_account(acct)
         for m, mk in markets.items():
             e = mk["emode"]
             conf = c.contract("PoolConfiguratorInstance", mk["pool_configurator"])
@@ -152,7 +167,8 @@ class ScenarioRunner:
     def _setup_account(self, acct: dict) -> None:
         c = self.chain
         user = self.a(acct["label"])
-        c.fund(user, 100)
+        if not c._batching:
+            c.fund(user, 100)
         for pos in acct["positions"]:
             market = pos["market"]
             pool = self.pool(market)
