@@ -1,0 +1,82 @@
+"""The incident catalog: ``data/incidents/*.toml``, one file per incident.
+
+An incident names its chain, markets (Pool addresses), block range, how far back users are
+looked for, the finality to respect and the true-price model per asset. A ``source =
+"devchain"`` incident takes chain id, pools and range from the devchain manifest.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from postmortem.errors import PostmortemError
+from postmortem.paths import DEVCHAIN_DIR, INCIDENTS_DIR
+
+
+@dataclass
+class Incident:
+    id: str
+    title: str
+    chain_id: int
+    pools: dict[str, str]
+    from_block: int
+    to_block: int
+    users_since: int
+    finality: str = "finalized"
+    price_grid: int = 0
+    true_price: dict[str, dict] = field(default_factory=dict)
+    eth_asset: str | None = None
+    window_first_block: int | None = None
+    window_last_block: int | None = None
+    source: str = "chain"
+    raw: dict = field(default_factory=dict)
+
+
+def catalog(directory: Path | None = None) -> list[dict]:
+    directory = directory or INCIDENTS_DIR
+    return [tomllib.loads(p.read_text()) for p in sorted(directory.glob("*.toml"))]
+
+
+def load_incident(incident_id: str, *, directory: Path | None = None, devchain_dir: Path | None = None) -> Incident:
+    directory = directory or INCIDENTS_DIR
+    path = directory / f"{incident_id}.toml"
+    if not path.exists():
+        known = ", ".join(d["id"] for d in catalog(directory))
+        raise PostmortemError(f"unknown incident {incident_id!r}; known incidents: {known} (see `postmortem incidents`)")
+    raw = tomllib.loads(path.read_text())
+    if raw.get("source") == "devchain":
+        return _from_devchain(raw, devchain_dir or DEVCHAIN_DIR)
+    return Incident(
+        id=raw["id"], title=raw.get("title", raw["id"]), chain_id=int(raw["chain_id"]),
+        pools={k: v["pool"].lower() for k, v in raw.get("markets", {}).items()},
+        from_block=int(raw["from_block"]), to_block=int(raw["to_block"]),
+        users_since=int(raw.get("users_since", 0)), finality=raw.get("finality", "finalized"),
+        price_grid=int(raw.get("price_grid", 0)), true_price=raw.get("true_price", {}),
+        eth_asset=(raw.get("eth_asset") or "").lower() or None,
+        window_first_block=raw.get("window_first_block"), window_last_block=raw.get("window_last_block"),
+        raw=raw,
+    )
+
+
+def _from_devchain(raw: dict, devchain_dir: Path) -> Incident:
+    from devchain.manager import read_manifest
+
+    m = read_manifest(devchain_dir)
+    if m.get("scenario") != raw.get("scenario"):
+        raise PostmortemError(
+            f"the devchain runs scenario {m.get('scenario')!r}, not {raw.get('scenario')!r}; restart it with "
+            f"`postmortem devchain start --scenario {raw.get('scenario')}`"
+        )
+    markets = m["addresses"]["markets"]
+    s = m["summary"]
+    weth = m["addresses"]["tokens"]["WETH"]["address"].lower()
+    return Incident(
+        id=raw["id"], title=raw.get("title", raw["id"]), chain_id=int(m["chain_id"]),
+        pools={k: v["pool"].lower() for k, v in markets.items()},
+        from_block=int(s["setup_end_block"]) + 1, to_block=int(s["end_block"]),
+        users_since=int(s["deploy_block"]), finality=raw.get("finality", "latest"),
+        price_grid=int(raw.get("price_grid", 0)), true_price=raw.get("true_price", {}), eth_asset=weth,
+        source="devchain", raw={**raw, "rpc_url": m["rpc_url"]},
+    )
