@@ -43,7 +43,14 @@ def cli() -> None:
 def _register() -> None:
     # Sub-command modules register themselves on `cli`; imported here so that a module's
     # heavy imports (web3, duckdb) load only when the CLI starts.
-    from postmortem import cli_devchain  # noqa: F401
+    import importlib
+
+    for name in ("cli_devchain", "cli_ingest", "cli_replay", "cli_report", "cli_run"):
+        try:
+            importlib.import_module(f"postmortem.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"postmortem.{name}":
+                raise
 
 
 def main() -> None:

@@ -56,3 +56,36 @@ def small_chain(tmp_path_factory):
 
 def load_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+def devchain_incident(dc: Devchain, incident_id: str = "devchain-wsteth-capo-2026-03-10"):
+    """The catalog's devchain incident resolved against this test's devchain."""
+    from postmortem.incidents import load_incident
+
+    return load_incident(incident_id, devchain_dir=dc.directory)
+
+
+@pytest.fixture(scope="session")
+def incident_warehouse(incident_chain, tmp_path_factory):
+    """The devchain incident ingested once into a warehouse (read-only for tests)."""
+    from ingest.pipeline import ingest
+
+    root = tmp_path_factory.mktemp("warehouse-incident")
+    inc = devchain_incident(incident_chain)
+    summary = ingest(incident_chain.url, incident=inc, warehouse=root, progress=False)
+    return {"root": root, "incident": inc, "summary": summary}
+
+
+def warehouse_rows(root: Path, skip: tuple[str, ...] = ("runs", "warehouse_files", "catalog_info")) -> dict[str, list]:
+    """Every row of every dataset, sorted, for comparing two warehouses."""
+    import duckdb
+
+    out = {}
+    for ds_dir in sorted(p for p in Path(root).glob("*/*") if p.is_dir()):
+        name = ds_dir.name
+        if name in skip or name == "outputs":
+            continue
+        con = duckdb.connect()
+        rows = con.execute(f"select * from read_parquet('{ds_dir}/*.parquet', union_by_name=true)").fetchall()
+        out[name] = sorted(rows, key=repr)
+    return out
