@@ -18,8 +18,10 @@ $(STAMP_PY): pyproject.toml
 	$(PIP) install --quiet -e ".[test]"
 	@touch $@
 
+# `npm install` (not `npm ci`): anvil's per-platform optional packages are absent from a lock
+# written on one platform, which `npm ci` refuses; the lock still pins every version.
 $(STAMP_NPM): package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
 # Compilation is cached under build/ by the hash of every input; a no-op when nothing changed.
