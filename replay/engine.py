@@ -1,0 +1,892 @@
+"""The replay: every position at every checkpoint, under the reported and the true price.
+
+One pass over the window, in chain order (``block, transaction_index, log_index``), moves three
+books forward together: positions (:mod:`replay.positions`), reserves (indexes from
+``ReserveDataUpdated``, risk parameters from the configurator's events) and price sources
+(:mod:`replay.prices`). Block-end reads (``capo_states``, ``feed_answers``, ``oracle_prices``)
+are applied after a block's logs; the reported prices they give are checked against
+``oracle_prices`` at every block end read.
+
+Checkpoints, in order:
+
+``start``         the state at ``from_block - 1`` (positions_at_start);
+``liquidation``   just before each ``LiquidationCall``: after every log of the earlier
+                  transactions of its block and of an earlier ``LiquidationCall`` in the same
+                  transaction, at the block's timestamp;
+``price_change``  the end of every block where any reported price differs from the previous
+                  block end the warehouse holds;
+``end``           the end of the window.
+
+At each checkpoint the whole population of each market is screened with floats (NumPy); every
+position whose health factor under either price is below ``health_band`` (and every liquidated
+borrower) is then valued exactly with :mod:`replay.aave_math` — the health table, the verdicts
+and the at-risk list come only from that exact path.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from postmortem import __version__
+from postmortem.errors import PostmortemError
+from replay.aave_math import (
+    HEALTH_FACTOR_LIQUIDATION_THRESHOLD,
+    RAY,
+    EModeCategory,
+    ReserveState,
+    Revision,
+    decode_reserve_configuration,
+    execute_liquidation_call,
+    get_normalized_debt,
+    get_normalized_income,
+    health_factor,
+    rules_for,
+)
+from replay.aave_math.generic_logic import get_user_reserve_liquidation_threshold
+from replay.inputs import ReplayInputs, ingested_window, load_inputs
+from replay.positions import FloatMirror, PositionBook, PositionError, TokenRef
+from replay.prices import PriceBook, TrueModel, parse_true_price_option, price_sources, true_models_from_incident
+from replay.verdicts import classify, loss_parts, max_liquidatable_debt, to_units
+
+__all__ = ["Checkpoint", "ReplayResult", "replay", "run_replay"]
+
+END = 2**40  # transaction / log index standing for "the end of the block"
+ZERO = "0x" + "0" * 40
+DEFAULT_HEALTH_BAND = 1.10
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    ordinal: int
+    kind: str
+    block_number: int
+    transaction_index: int | None
+    after_log_index: int | None
+    timestamp: int
+
+
+@dataclass
+class ReplayResult:
+    """Everything a replay computed, as rows per output table, plus its summary."""
+
+    tables: dict[str, list[dict]]
+    summary: dict
+    checkpoints: list[Checkpoint] = field(default_factory=list)
+    book: PositionBook | None = None
+
+
+# --- reserves -------------------------------------------------------------------------------------
+
+
+class ReserveBook:
+    """Reserve states (indexes, rates, risk parameters) and eMode categories, per pool."""
+
+    def __init__(self, inputs: ReplayInputs, revisions: Mapping[str, Revision]):
+        self.revisions = revisions
+        self.reserves: dict[str, dict[str, ReserveState]] = defaultdict(dict)
+        self.emode: dict[str, dict[int, EModeCategory]] = defaultdict(dict)
+        self.ids: dict[str, dict[str, int]] = defaultdict(dict)
+        self.decimals: dict[tuple[str, str], int] = {}
+        for r in inputs.reserves:
+            self.ids[r["pool"]][r["asset"]] = int(r["reserve_id"])
+            self.decimals[(r["pool"], r["asset"])] = int(r["decimals"])
+        for s in inputs.reserve_states_at_start:
+            pool, asset = s["pool"], s["asset"]
+            conf = decode_reserve_configuration(int(s["configuration"]))
+            self.reserves[pool][asset] = ReserveState(
+                asset=asset, id=self.ids[pool][asset], decimals=self.decimals.get((pool, asset), conf.decimals),
+                ltv_bps=conf.ltv_bps, liquidation_threshold_bps=conf.liquidation_threshold_bps,
+                liquidation_bonus_bps=conf.liquidation_bonus_bps,
+                liquidation_protocol_fee_bps=conf.liquidation_protocol_fee_bps,
+                liquidity_index_ray=int(s["liquidity_index"]), variable_borrow_index_ray=int(s["variable_borrow_index"]),
+                liquidity_rate_ray=int(s["liquidity_rate"]), variable_borrow_rate_ray=int(s["variable_borrow_rate"]),
+                last_update_timestamp=int(s["last_update_timestamp"]), emode_category_id=conf.emode_category_id,
+                is_active=conf.is_active, is_paused=conf.is_paused,
+            )
+        for e in inputs.emode_categories:
+            self.emode[e["pool"]][int(e["category_id"])] = EModeCategory(
+                id=int(e["category_id"]), ltv_bps=int(e["ltv"]), liquidation_threshold_bps=int(e["liquidation_threshold"]),
+                liquidation_bonus_bps=int(e["liquidation_bonus"]),
+                collateral_bitmap=int(e.get("collateral_bitmap") or 0),
+                borrowable_bitmap=int(e.get("borrowable_bitmap") or 0),
+            )
+        self.version = 0  # bumped on every risk-parameter change (the float screen caches on it)
+        self.updates = 0  # bumped on every ReserveDataUpdated
+
+    def category(self, pool: str, category_id: int) -> EModeCategory | None:
+        if not category_id:
+            return None
+        cat = self.emode[pool].get(category_id)
+        if cat is None:  # a category the start state did not list: no eMode parameters known
+            raise PostmortemError(
+                f"eMode category {category_id} of pool {pool} is not in emode_categories; re-ingest the range"
+            )
+        return cat
+
+    def apply_update(self, pool: str, asset: str, row: Mapping, timestamp: int) -> None:
+        """``ReserveDataUpdated``: the indexes and rates written at ``timestamp``."""
+        cur = self.reserves[pool].get(asset)
+        if cur is None:
+            return
+        self.updates += 1
+        self.reserves[pool][asset] = replace(
+            cur, liquidity_index_ray=int(row["liquidity_index"]), variable_borrow_index_ray=int(row["variable_borrow_index"]),
+            liquidity_rate_ray=int(row["liquidity_rate"]), variable_borrow_rate_ray=int(row["variable_borrow_rate"]),
+            last_update_timestamp=timestamp)
+
+    def apply_config(self, pool: str, asset: str, **changes: int) -> None:
+        cur = self.reserves[pool].get(asset)
+        if cur is not None:
+            self.reserves[pool][asset] = replace(cur, **changes)
+            self.version += 1
+
+    def apply_emode_category(self, pool: str, category_id: int, ltv: int, lt: int, bonus: int) -> None:
+        cur = self.emode[pool].get(category_id) or EModeCategory(category_id, 0, 0, 0)
+        self.emode[pool][category_id] = replace(cur, ltv_bps=ltv, liquidation_threshold_bps=lt, liquidation_bonus_bps=bonus)
+        self.version += 1
+
+    def apply_emode_collateral(self, pool: str, asset: str, category_id: int, enabled: bool) -> None:
+        cur = self.emode[pool].get(category_id) or EModeCategory(category_id, 0, 0, 0)
+        bit = 1 << self.ids[pool][asset]
+        bitmap = cur.collateral_bitmap | bit if enabled else cur.collateral_bitmap & ~bit
+        self.emode[pool][category_id] = replace(cur, collateral_bitmap=bitmap)
+        self.version += 1
+
+
+# --- the replay -----------------------------------------------------------------------------------
+
+
+class _Replayer:
+    def __init__(self, inputs: ReplayInputs, true_models: Mapping[str, TrueModel], *, eth_asset: str | None,
+                 health_band: float):
+        self.inputs = inputs
+        self.health_band = health_band
+        self.market_of = {m["pool"]: m["market"] for m in inputs.markets}
+        self.revisions: dict[str, Revision] = {}
+        for m in inputs.markets:
+            self.revisions[m["pool"]] = _revision(m)
+        self.symbol = {(r["pool"], r["asset"]): r["symbol"] for r in inputs.reserves}
+        self.assets_by_pool: dict[str, list[str]] = defaultdict(list)
+        tokens = {}
+        for r in sorted(inputs.reserves, key=lambda r: (r["pool"], int(r["reserve_id"]))):
+            self.assets_by_pool[r["pool"]].append(r["asset"])
+            tokens[r["a_token"]] = TokenRef(r["pool"], r["asset"], "a")
+            tokens[r["variable_debt_token"]] = TokenRef(r["pool"], r["asset"], "v")
+        self.tokens = tokens
+        self.a_token_of = {(r["pool"], r["asset"]): r["a_token"] for r in inputs.reserves}
+        self.mirror = FloatMirror(self.assets_by_pool)
+        self.book = PositionBook(tokens, self.revisions, mirror=self.mirror)
+        self.book.load_start(inputs.positions_at_start)
+        self.reserves = ReserveBook(inputs, self.revisions)
+        self.prices = PriceBook(price_sources(inputs.reserves), dict(true_models))
+        self.timestamps = {int(b["block_number"]): int(b["timestamp"]) for b in inputs.blocks}
+        self.eth_asset = eth_asset or next((r["asset"] for r in inputs.reserves if r["symbol"] in ("WETH", "ETH")), None)
+        # AnswerUpdated may come from a proxy's aggregator: map emitters to the feeds they move.
+        self.answer_targets: dict[str, set[str]] = defaultdict(set)
+        for feed in self.prices.tracked_feeds():
+            self.answer_targets[feed].add(feed)
+        for r in inputs.reserves:
+            if r.get("feed_aggregator"):
+                self.answer_targets[r["feed_aggregator"]].add(r["price_source"])
+            if r.get("base_feed_aggregator") and r.get("base_feed"):
+                self.answer_targets[r["base_feed_aggregator"]].add(r["base_feed"])
+        self.configurator_pool = {m["pool_configurator"]: m["pool"] for m in inputs.markets if m.get("pool_configurator")}
+        self.pools = [m["pool"] for m in inputs.markets]
+        # outputs and bookkeeping
+        self.checkpoints: list[Checkpoint] = []
+        self.health_rows: list[dict] = []
+        self.verdict_rows: list[dict] = []
+        self.price_rows: list[dict] = []
+        self.price_mismatches: list[dict] = []
+        self.state_drift: list[dict] = []
+        self.last_block_prices: dict[tuple[str, str], int] | None = None
+        self.oracle_at: dict[tuple[int, str, str], int] = {}
+        self.risk: dict[tuple[str, str], dict] = {}
+        self.liquidated: set[tuple[str, str]] = set()
+        self.to_be_liquidated = {(r["address"], r["user"]) for r in inputs.events.get("liquidations", [])}
+        self.screened = 0
+        self.exact = 0
+        self._lt_cache: dict[str, tuple[int, np.ndarray]] = {}
+        self._memo: dict[tuple[str, str], tuple] = {}
+        self._terms_cache: dict[str, tuple] = {}
+
+    # ---- the stream
+
+    def _items(self) -> list[tuple]:
+        a, b = self.inputs.from_block, self.inputs.to_block
+        items: list[tuple] = []
+        ev = self.inputs.events
+
+        def key(r):
+            return (int(r["block_number"]), int(r["transaction_index"]), int(r["log_index"]), 0)
+
+        for r in ev.get("token_mints", []):
+            if r["address"] in self.tokens:
+                items.append((key(r), "mint", r))
+        for r in ev.get("token_burns", []):
+            if r["address"] in self.tokens:
+                items.append((key(r), "burn", r))
+        for r in ev.get("balance_transfers", []):
+            if r["address"] in self.tokens:
+                items.append((key(r), "balance_transfer", r))
+        pools = set(self.pools)
+        for table, kind in (("collateral_toggles", "toggle"), ("emode_changes", "emode"),
+                            ("reserve_updates", "reserve_update")):
+            for r in ev.get(table, []):
+                if r["address"] in pools:
+                    items.append((key(r), kind, r))
+        for r in ev.get("cap_parameter_updates", []):
+            if r["address"] in self.prices.capo:
+                items.append((key(r), "cap", r))
+        for r in ev.get("oracle_answers", []):
+            if r["address"] in self.answer_targets:
+                items.append((key(r), "answer", r))
+        for table in ("collateral_configuration_changes", "liquidation_protocol_fee_changes",
+                      "emode_category_additions", "emode_collateral_changes"):
+            for r in ev.get(table, []):
+                if r["address"] in self.configurator_pool:
+                    items.append((key(r), table, r))
+        # Liquidations: the checkpoint just before each (see the module docstring).
+        liqs = sorted((r for r in ev.get("liquidations", []) if r["address"] in pools),
+                      key=lambda r: (int(r["block_number"]), int(r["log_index"])))
+        previous_in_tx: dict[tuple[int, int], int] = {}
+        for r in liqs:
+            bt = (int(r["block_number"]), int(r["transaction_index"]))
+            after = previous_in_tx.get(bt, -1)
+            previous_in_tx[bt] = int(r["log_index"])
+            items.append(((bt[0], bt[1], after, 1), "liquidation", r))
+        # Block-end reads, then the block-end marker.
+        for r in self.inputs.capo_states:
+            items.append(((int(r["block_number"]), END, END, 0), "snap_capo", r))
+        for r in self.inputs.feed_answers:
+            items.append(((int(r["block_number"]), END, END, 0), "snap_feed", r))
+        for r in self.inputs.oracle_prices:
+            items.append(((int(r["block_number"]), END, END, 0), "snap_oracle", r))
+        for n in sorted(self.timestamps):
+            if n == a - 1:
+                items.append(((n, END, END, 1), "start", None))
+            elif a <= n <= b:
+                items.append(((n, END, END, 1), "block_end", n))
+        items.sort(key=lambda item: item[0])
+        return items
+
+    def run(self) -> None:
+        b = self.inputs.to_block
+        if b not in self.timestamps:
+            raise PostmortemError(f"the warehouse has no header for block {b}, the end of the window; re-run the ingest")
+        for (blk, tx, log, _prio), kind, row in self._items():
+            handler = getattr(self, f"_on_{kind}")
+            if kind == "start":
+                handler(blk)
+            elif kind == "block_end":
+                handler(row)
+            elif kind == "liquidation":
+                handler(row, blk, tx, log)
+            else:
+                handler(row)
+        self._close_risk(self.timestamps[b])
+
+    def _ts(self, block: int) -> int:
+        try:
+            return self.timestamps[block]
+        except KeyError:
+            raise PostmortemError(f"the warehouse has no header (timestamp) for block {block}; re-run the ingest") from None
+
+    # ---- event handlers
+
+    def _on_mint(self, r):
+        self.book.apply_token_event(r["address"], "mint", r["on_behalf_of"], int(r["value"]),
+                                    int(r["balance_increase"]), int(r["index"]))
+
+    def _on_burn(self, r):
+        self.book.apply_token_event(r["address"], "burn", r["from_address"], int(r["value"]),
+                                    int(r["balance_increase"]), int(r["index"]))
+
+    def _on_balance_transfer(self, r):
+        self.book.apply_balance_transfer(r["address"], r["from_address"], r["to_address"], int(r["value"]))
+
+    def _on_toggle(self, r):
+        self.book.apply_collateral_toggle(r["address"], r["reserve"], r["user"], bool(r["enabled"]))
+
+    def _on_emode(self, r):
+        self.book.apply_emode(r["address"], r["user"], int(r["category_id"]))
+
+    def _on_reserve_update(self, r):
+        self.reserves.apply_update(r["address"], r["reserve"], r, self._ts(int(r["block_number"])))
+
+    def _on_cap(self, r):
+        self.prices.apply_cap_parameters(r["address"], int(r["snapshot_ratio"]), int(r["snapshot_timestamp"]),
+                                         int(r["max_ratio_growth_per_second"]))
+
+    def _on_answer(self, r):
+        for feed in self.answer_targets.get(r["address"], ()):
+            self.prices.apply_answer(feed, int(r["answer"]))
+
+    def _on_collateral_configuration_changes(self, r):
+        self.reserves.apply_config(self.configurator_pool[r["address"]], r["asset"], ltv_bps=int(r["ltv"]),
+                                   liquidation_threshold_bps=int(r["liquidation_threshold"]),
+                                   liquidation_bonus_bps=int(r["liquidation_bonus"]))
+
+    def _on_liquidation_protocol_fee_changes(self, r):
+        self.reserves.apply_config(self.configurator_pool[r["address"]], r["asset"],
+                                   liquidation_protocol_fee_bps=int(r["new_fee"]))
+
+    def _on_emode_category_additions(self, r):
+        self.reserves.apply_emode_category(self.configurator_pool[r["address"]], int(r["category_id"]), int(r["ltv"]),
+                                           int(r["liquidation_threshold"]), int(r["liquidation_bonus"]))
+
+    def _on_emode_collateral_changes(self, r):
+        self.reserves.apply_emode_collateral(self.configurator_pool[r["address"]], r["asset"], int(r["category_id"]),
+                                             bool(r["collateral"]))
+
+    def _on_snap_capo(self, r):
+        adapter = r["adapter"]
+        st = self.prices.capo.get(adapter)
+        blk = int(r["block_number"])
+        new = (int(r["snapshot_ratio"]), int(r["snapshot_timestamp"]), int(r["max_ratio_growth_per_second"]))
+        if st is not None and blk >= self.inputs.from_block and st.snapshot_ratio:
+            old = (st.snapshot_ratio, st.snapshot_timestamp, st.max_ratio_growth_per_second)
+            if old != new:
+                self.state_drift.append({"block_number": blk, "source": adapter, "what": "cap parameters",
+                                         "replayed": old, "read": new})
+        base_feed = r.get("base_feed") or next(
+            (s.base_feed for s in self.prices.sources.values() if s.source == adapter), None)
+        self.prices.set_capo_snapshot(adapter, *new, int(r["ratio"]), _opt_int(r.get("base_answer")), base_feed)
+
+    def _on_snap_feed(self, r):
+        self.prices.apply_answer(r["feed"], int(r["answer"]))
+
+    def _on_snap_oracle(self, r):
+        self.oracle_at[(int(r["block_number"]), r["pool"], r["asset"])] = int(r["price"])
+        self.prices.set_oracle_price(r["pool"], r["asset"], int(r["price"]))
+
+    # ---- checkpoints
+
+    def _on_start(self, blk: int) -> None:
+        self.last_block_prices = self._block_prices(blk, self._ts(blk))
+        self._checkpoint("start", blk, None, None, forced={})
+
+    def _on_block_end(self, blk: int) -> None:
+        ts = self._ts(blk)
+        now = self._block_prices(blk, ts)
+        changed = self.last_block_prices is not None and now != self.last_block_prices
+        self.last_block_prices = now
+        if blk == self.inputs.to_block:
+            self._checkpoint("end", blk, None, None, forced={})
+        elif changed:
+            self._checkpoint("price_change", blk, None, None, forced={})
+
+    def _block_prices(self, blk: int, ts: int) -> dict[tuple[str, str], int]:
+        """Reported prices at a block end; checked against oracle_prices; price_path rows."""
+        out = {}
+        for (pool, asset), src in self.prices.sources.items():
+            reported = self.prices.reported(pool, asset, ts)
+            true = self.prices.true(pool, asset, ts, blk, reported)
+            read = self.oracle_at.get((blk, pool, asset))
+            if read is not None and read != reported:
+                self.price_mismatches.append({"block_number": blk, "pool": pool, "asset": asset,
+                                              "recomputed": reported, "oracle": read})
+            out[(pool, asset)] = reported
+            if blk >= self.inputs.from_block:
+                self.price_rows.append({
+                    "market": self.market_of[pool], "pool": pool, "asset": asset, "symbol": src.symbol,
+                    "block_number": blk, "timestamp": ts, "reported_price": reported, "true_price": true,
+                    "oracle_price": read,
+                })
+        return out
+
+    def _on_liquidation(self, r: dict, blk: int, tx: int, after: int) -> None:
+        pool, user = r["address"], r["user"]
+        self.liquidated.add((pool, user))
+        self._checkpoint("liquidation", blk, tx, None if after < 0 else after, forced={pool: {user}}, liquidation=r)
+
+    def _checkpoint(self, kind: str, blk: int, tx: int | None, after: int | None, *, forced: dict[str, set[str]],
+                    liquidation: dict | None = None) -> None:
+        ts = self._ts(blk)
+        cp = Checkpoint(len(self.checkpoints), kind, blk, tx, after, ts)
+        self.checkpoints.append(cp)
+        for pool in self.pools:
+            self._evaluate_pool(cp, pool, forced.get(pool, set()), liquidation if liquidation and
+                                liquidation["address"] == pool else None)
+
+    def _evaluate_pool(self, cp: Checkpoint, pool: str, forced: set[str], liquidation: dict | None) -> None:
+        ts, rev = cp.timestamp, self.revisions[pool]
+        reserves = self.reserves.reserves[pool]
+        reported, true = self.prices.prices(pool, ts, cp.block_number)
+        candidates = set(forced) | self._screen(pool, reserves, reported, true, ts)
+        wrongly = set()
+        for user in sorted(candidates):
+            positions = self.book.positions(pool, user)
+            if not positions and user not in forced:
+                continue
+            emode = self.reserves.category(pool, self.book.emode(pool, user))
+            acc_r, acc_t = self._value(pool, user, rev, positions, reserves, reported, true, emode, ts)
+            if acc_r.total_debt_base == 0 and user not in forced:
+                continue
+            is_wrong = acc_r.health_factor_wad < HEALTH_FACTOR_LIQUIDATION_THRESHOLD <= acc_t.health_factor_wad
+            here = liquidation is not None and liquidation["user"] == user
+            self.health_rows.append({
+                "market": self.market_of[pool], "pool": pool, "user": user, **_cp_columns(cp),
+                "emode_category": self.book.emode(pool, user),
+                "hf_reported": acc_r.health_factor_wad, "hf_true": acc_t.health_factor_wad,
+                "collateral_base_reported": acc_r.total_collateral_base, "debt_base_reported": acc_r.total_debt_base,
+                "collateral_base_true": acc_t.total_collateral_base, "debt_base_true": acc_t.total_debt_base,
+                "wrongly_eligible": is_wrong, "liquidated_here": here,
+            })
+            if is_wrong:
+                wrongly.add(user)
+                self._note_risk(cp, pool, user, positions, reserves, reported, true, emode, acc_r, acc_t)
+            if here:
+                self._verdict(cp, pool, liquidation, positions, reserves, reported, true, emode, acc_r, acc_t)
+        for (p, user), state in self.risk.items():
+            if p == pool and state["open_since"] is not None and user not in wrongly:
+                state["seconds"] += ts - state["open_since"]
+                state["open_since"] = None
+
+    def _value(self, pool, user, rev, positions, reserves, reported, true, emode, ts):
+        """Exact account data under both prices; reused while every input is the same (within a block,
+        most positions do not change between one liquidation checkpoint and the next)."""
+        terms = self._terms(pool, rev, reserves, ts)
+        key = (tuple(positions), emode, tuple((p.asset, reported[p.asset], true[p.asset], terms[p.asset])
+                                              for p in positions))
+        memo = self._memo.get((pool, user))
+        if memo is not None and memo[0] == key:
+            return memo[1], memo[2]
+        acc_r = health_factor(rev, positions, reserves, reported, emode, ts)
+        acc_t = health_factor(rev, positions, reserves, true, emode, ts)
+        self.exact += 1
+        self._memo[(pool, user)] = (key, acc_r, acc_t)
+        return acc_r, acc_t
+
+    def _terms(self, pool, rev, reserves, ts) -> dict:
+        """Per reserve, everything an account valuation at ``ts`` reads from it: normalized income
+        and debt at ``ts`` and the risk parameters (rates matter only through the indexes)."""
+        cached = self._terms_cache.get(pool)
+        if cached is not None and cached[0] == (ts, id(reserves), self.reserves.version, self.reserves.updates):
+            return cached[1]
+        terms = {a: (get_normalized_income(r, ts), get_normalized_debt(rev, r, ts), r.decimals, r.id, r.ltv_bps,
+                     r.liquidation_threshold_bps, r.emode_category_id, r.is_active) for a, r in reserves.items()}
+        self._terms_cache[pool] = ((ts, id(reserves), self.reserves.version, self.reserves.updates), terms)
+        return terms
+
+    def _screen(self, pool: str, reserves: Mapping[str, ReserveState], reported: Mapping[str, int],
+                true: Mapping[str, int], ts: int) -> set[str]:
+        """Users of ``pool`` whose float health factor under either price is below the band."""
+        mirror = self.mirror.pools[pool]
+        if mirror.n_rows == 0:
+            return set()
+        rev = self.revisions[pool]
+        assets = mirror.assets
+        income = np.array([get_normalized_income(reserves[a], ts) / RAY for a in assets])
+        debt_index = np.array([get_normalized_debt(rev, reserves[a], ts) / RAY for a in assets])
+        unit = np.array([float(reserves[a].asset_unit) for a in assets])
+        prices = [np.array([float(p[a]) for a in assets]) for p in (reported, true)]
+        ids, (hf_r, hf_t) = mirror.screen(income, debt_index, unit, prices, self._lt_table(pool))
+        self.screened += len(ids)
+        near = ids[np.minimum(hf_r, hf_t) < self.health_band]
+        return {mirror.users[i] for i in near}
+
+    def _lt_table(self, pool: str) -> np.ndarray:
+        version = self.reserves.version
+        cached = self._lt_cache.get(pool)
+        if cached and cached[0] == version:
+            return cached[1]
+        rules = rules_for(self.revisions[pool])
+        assets = self.mirror.pools[pool].assets
+        categories = self.reserves.emode[pool]
+        size = max([0, *categories]) + 1
+        table = np.zeros((256 if size <= 256 else size, len(assets)))
+        for c in range(table.shape[0]):
+            cat = categories.get(c) if c else None
+            for i, a in enumerate(assets):
+                reserve = self.reserves.reserves[pool][a]
+                lt = get_user_reserve_liquidation_threshold(rules, reserve, cat)
+                if rules.collateral_requires_reserve_liquidation_threshold and reserve.liquidation_threshold_bps == 0:
+                    lt = 0
+                table[c, i] = lt
+        self._lt_cache[pool] = (version, table)
+        return table
+
+    # ---- verdicts
+
+    def _verdict(self, cp, pool, liq, positions, reserves, reported, true, emode, acc_r, acc_t) -> None:
+        rev = self.revisions[pool]
+        user, liquidator = liq["user"], liq["liquidator"]
+        coll, debt = liq["collateral_asset"], liq["debt_asset"]
+        d, c = int(liq["debt_to_cover"]), int(liq["liquidated_collateral_amount"])
+        receive = bool(liq["receive_a_token"])
+        common = dict(collateral_asset=coll, debt_asset=debt, receive_a_token=receive,
+                      liquidator_is_borrower=liquidator == user)
+        sim = execute_liquidation_call(rev, positions, reserves, reported, emode, cp.timestamp,
+                                       debt_to_cover=d, **common)
+        matches = (not sim.reverted and sim.actual_debt_to_liquidate == d and sim.liquidated_collateral_amount == c)
+        fee = self._fee_from_logs(pool, liq, cp)
+        fee_source = "transfer_log"
+        if fee is None:
+            fee, fee_source = (0 if sim.reverted else sim.protocol_fee_transferred), "replay"
+        max_r, res_r = max_liquidatable_debt(rev, positions, reserves, reported, emode, cp.timestamp, **common)
+        max_t, _ = max_liquidatable_debt(rev, positions, reserves, true, emode, cp.timestamp, **common)
+        pr, pt, qr, qt = reported[coll], true[coll], reported[debt], true[debt]
+        cu, du = reserves[coll].asset_unit, reserves[debt].asset_unit
+        eth = true.get(self.eth_asset) if self.eth_asset else None
+        parts = loss_parts(c, fee, d, pr, pt, qr, qt, cu, du)
+        row = {
+            "market": self.market_of[pool], "pool": pool, "block_number": int(liq["block_number"]),
+            "transaction_index": int(liq["transaction_index"]), "log_index": int(liq["log_index"]),
+            "transaction_hash": liq["transaction_hash"], "timestamp": cp.timestamp, "checkpoint": cp.ordinal,
+            "user": user, "liquidator": liquidator, "collateral_asset": coll,
+            "collateral_symbol": self.symbol.get((pool, coll)), "debt_asset": debt,
+            "debt_symbol": self.symbol.get((pool, debt)), "debt_to_cover": d, "liquidated_collateral_amount": c,
+            "protocol_fee_amount": fee, "protocol_fee_source": fee_source, "collateral_seized": c + fee,
+            "receive_a_token": receive, "emode_category": emode.id if emode else 0,
+            "hf_reported": acc_r.health_factor_wad, "hf_true": acc_t.health_factor_wad,
+            "verdict": classify(acc_r.health_factor_wad, acc_t.health_factor_wad),
+            "collateral_price_reported": pr, "collateral_price_true": pt, "debt_price_reported": qr,
+            "debt_price_true": qt, "eth_price_true": eth,
+            "max_liquidatable_debt_reported": max_r, "max_liquidatable_debt_true": max_t,
+            "close_factor_bps_reported": res_r.close_factor_bps or None,
+            "over_liquidated_debt": max(0, d - max_t), "replay_matches_log": matches,
+        }
+        for name in ("oracle_loss", "bonus_loss", "fee_oracle_loss", "borrower_loss"):
+            base, in_coll, in_eth = to_units(getattr(parts, name), collateral_unit=cu, collateral_price=pt, eth_price=eth)
+            row[f"{name}_base"], row[f"{name}_collateral"], row[f"{name}_eth_wei"] = base, in_coll, in_eth
+        for name in ("liquidator_gain", "liquidator_oracle_gain", "liquidator_bonus_gain", "collateral_seized_true",
+                     "debt_repaid_true"):
+            base, _, in_eth = to_units(getattr(parts, name), eth_price=eth)
+            row[f"_{name}_base"], row[f"_{name}_eth_wei"] = base, in_eth
+        self.verdict_rows.append(row)
+
+    def _fee_from_logs(self, pool: str, liq: dict, cp: Checkpoint) -> int | None:
+        """The protocol fee: collateral aToken ``Transfer``s from the borrower to anyone but the
+        liquidator and the zero address, between the checkpoint and the ``LiquidationCall``."""
+        a_token = self.a_token_of.get((pool, liq["collateral_asset"]))
+        lo = -1 if cp.after_log_index is None else cp.after_log_index
+        found = None
+        for t in self.inputs.liquidation_transfers:
+            if (t["transaction_hash"] == liq["transaction_hash"] and t["address"] == a_token
+                    and lo < int(t["log_index"]) < int(liq["log_index"]) and t["from_address"] == liq["user"]
+                    and t["to_address"] not in (ZERO, liq["liquidator"])):
+                found = (found or 0) + int(t["value"])
+        return found
+
+    # ---- at risk
+
+    def _note_risk(self, cp, pool, user, positions, reserves, reported, true, emode, acc_r, acc_t) -> None:
+        state = self.risk.setdefault((pool, user), {
+            "open_since": None, "seconds": 0, "checkpoints": 0, "first_block": cp.block_number,
+            "first_timestamp": cp.timestamp, "min_hf": None, "hf_true_at_min": None, "max_coll": 0, "max_debt": 0,
+            "exposure": None,
+        })
+        if state["open_since"] is None:
+            state["open_since"] = cp.timestamp
+        state["checkpoints"] += 1
+        state["last_block"], state["last_timestamp"] = cp.block_number, cp.timestamp
+        state["max_coll"] = max(state["max_coll"], acc_r.total_collateral_base)
+        state["max_debt"] = max(state["max_debt"], acc_r.total_debt_base)
+        if state["min_hf"] is not None and acc_r.health_factor_wad >= state["min_hf"]:
+            return
+        state["min_hf"], state["hf_true_at_min"] = acc_r.health_factor_wad, acc_t.health_factor_wad
+        state["exposure"] = None
+        if (pool, user) in self.to_be_liquidated:
+            return  # not reported in at_risk: no need to price a hypothetical liquidation
+        coll = max((v for v in acc_r.reserves if v.counts_as_collateral), key=lambda v: v.collateral_value_base,
+                   default=None)
+        debt = max((v for v in acc_r.reserves if v.debt_value_base), key=lambda v: v.debt_value_base, default=None)
+        if coll is None or debt is None:
+            return
+        rev = self.revisions[pool]
+        amount, res = max_liquidatable_debt(rev, positions, reserves, reported, emode, cp.timestamp,
+                                            collateral_asset=coll.asset, debt_asset=debt.asset)
+        if amount == 0 or res.reverted:
+            return
+        eth = true.get(self.eth_asset) if self.eth_asset else None
+        parts = loss_parts(res.liquidated_collateral_amount, res.protocol_fee_transferred, res.actual_debt_to_liquidate,
+                           reported[coll.asset], true[coll.asset], reported[debt.asset], true[debt.asset],
+                           reserves[coll.asset].asset_unit, reserves[debt.asset].asset_unit)
+        base, _, in_eth = to_units(parts.borrower_loss, eth_price=eth)
+        state["exposure"] = {
+            "exposed_block": cp.block_number, "exposed_collateral_asset": coll.asset,
+            "exposed_debt_asset": debt.asset, "exposed_debt_to_cover": res.actual_debt_to_liquidate,
+            "exposed_collateral_seized": res.collateral_seized, "exposed_loss_base": base,
+            "exposed_loss_eth_wei": in_eth,
+        }
+
+    def _close_risk(self, end_ts: int) -> None:
+        for state in self.risk.values():
+            if state["open_since"] is not None:
+                state["seconds"] += end_ts - state["open_since"]
+                state["open_since"] = None
+
+    # ---- aggregates
+
+    def at_risk_rows(self) -> list[dict]:
+        rows = []
+        for (pool, user), s in sorted(self.risk.items()):
+            if (pool, user) in self.liquidated:
+                continue
+            rows.append({
+                "market": self.market_of[pool], "pool": pool, "user": user,
+                "checkpoints_wrongly_eligible": s["checkpoints"], "first_block": s["first_block"],
+                "first_timestamp": s["first_timestamp"], "last_block": s["last_block"],
+                "last_timestamp": s["last_timestamp"], "seconds_wrongly_eligible": s["seconds"],
+                "min_hf_reported": s["min_hf"], "hf_true_at_min": s["hf_true_at_min"],
+                "max_collateral_base_reported": s["max_coll"], "max_debt_base_reported": s["max_debt"],
+                **(s["exposure"] or {}),
+            })
+        return rows
+
+    def borrower_rows(self) -> list[dict]:
+        groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+        for v in self.verdict_rows:
+            groups[(v["pool"], v["user"])].append(v)
+        rows = []
+        for (pool, user), vs in sorted(groups.items()):
+            wrong = [v for v in vs if v["verdict"] == "wrongly_eligible"]
+            row = {"market": self.market_of[pool], "pool": pool, "user": user, "liquidations": len(vs),
+                   "wrongly_eligible_liquidations": len(wrong),
+                   "debt_repaid_base": sum(v["_debt_repaid_true_base"] for v in vs),
+                   "collateral_seized_base": sum(v["_collateral_seized_true_base"] for v in vs)}
+            for name in ("oracle_loss", "fee_oracle_loss", "bonus_loss", "borrower_loss"):
+                row[f"{name}_base"] = sum(v[f"{name}_base"] for v in vs)
+                row[f"{name}_eth_wei"] = _sum_or_none(v[f"{name}_eth_wei"] for v in vs)
+            row["bonus_loss_wrongly_eligible_base"] = sum(v["bonus_loss_base"] for v in wrong)
+            row["bonus_loss_wrongly_eligible_eth_wei"] = _sum_or_none(v["bonus_loss_eth_wei"] for v in wrong) if wrong else (
+                0 if row["bonus_loss_eth_wei"] is not None else None)
+            row["reimbursable_base"] = (row["oracle_loss_base"] + row["fee_oracle_loss_base"]
+                                        + row["bonus_loss_wrongly_eligible_base"])
+            row["reimbursable_eth_wei"] = _sum_or_none([row["oracle_loss_eth_wei"], row["fee_oracle_loss_eth_wei"],
+                                                        row["bonus_loss_wrongly_eligible_eth_wei"]])
+            rows.append(row)
+        return rows
+
+    def liquidator_rows(self) -> list[dict]:
+        groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+        for v in self.verdict_rows:
+            groups[(v["pool"], v["liquidator"])].append(v)
+        rows = []
+        for (pool, liquidator), vs in sorted(groups.items()):
+            rows.append({
+                "market": self.market_of[pool], "pool": pool, "liquidator": liquidator, "liquidations": len(vs),
+                "wrongly_eligible_liquidations": sum(v["verdict"] == "wrongly_eligible" for v in vs),
+                "debt_repaid_base": sum(v["_debt_repaid_true_base"] for v in vs),
+                "gain_base": sum(v["_liquidator_gain_base"] for v in vs),
+                "gain_eth_wei": _sum_or_none(v["_liquidator_gain_eth_wei"] for v in vs),
+                "oracle_gain_base": sum(v["_liquidator_oracle_gain_base"] for v in vs),
+                "oracle_gain_eth_wei": _sum_or_none(v["_liquidator_oracle_gain_eth_wei"] for v in vs),
+                "bonus_gain_base": sum(v["_liquidator_bonus_gain_base"] for v in vs),
+                "bonus_gain_eth_wei": _sum_or_none(v["_liquidator_bonus_gain_eth_wei"] for v in vs),
+            })
+        return rows
+
+
+def _sum_or_none(values) -> int | None:
+    values = list(values)
+    if any(v is None for v in values):
+        return None
+    return sum(values)
+
+
+def _opt_int(value) -> int | None:
+    return None if value is None else int(value)
+
+
+def _cp_columns(cp: Checkpoint) -> dict:
+    return {"checkpoint": cp.ordinal, "checkpoint_kind": cp.kind, "block_number": cp.block_number,
+            "transaction_index": cp.transaction_index, "after_log_index": cp.after_log_index,
+            "timestamp": cp.timestamp}
+
+
+def _revision(market: Mapping) -> Revision:
+    text = str(market.get("aave_revision") or "")
+    try:
+        return Revision(text)
+    except ValueError:
+        pass
+    try:
+        return Revision.from_pool_revision(int(market.get("pool_revision") or 0))
+    except ValueError:
+        known = ", ".join(r.value for r in Revision)
+        raise PostmortemError(
+            f"market {market.get('market')} runs Aave revision {text or '?'} (POOL_REVISION "
+            f"{market.get('pool_revision')}), whose math replay does not mirror; supported: {known}"
+        ) from None
+
+
+# --- public API -----------------------------------------------------------------------------------
+
+
+def run_replay(inputs: ReplayInputs, true_models: Mapping[str, TrueModel] | None = None, *,
+               eth_asset: str | None = None, health_band: float = DEFAULT_HEALTH_BAND) -> ReplayResult:
+    """Replay ``inputs`` (no warehouse writes): the output rows of every table and a summary."""
+    if inputs.from_block > inputs.to_block:
+        raise PostmortemError(f"the window {inputs.from_block}..{inputs.to_block} is empty; from must not exceed to")
+    models = dict(true_models or {})
+    t0 = time.monotonic()
+    r = _Replayer(inputs, models, eth_asset=eth_asset, health_band=health_band)
+    try:
+        r.run()
+    except PositionError as exc:
+        raise PostmortemError(f"the positions do not replay consistently ({exc}); re-ingest the range") from None
+    verdict_rows = [{k: v for k, v in row.items() if not k.startswith("_")} for row in r.verdict_rows]
+    tables = {
+        "health": r.health_rows,
+        "verdicts": verdict_rows,
+        "borrower_losses": r.borrower_rows(),
+        "liquidator_gains": r.liquidator_rows(),
+        "at_risk": r.at_risk_rows(),
+        "price_path": r.price_rows,
+    }
+    counts: dict[str, int] = defaultdict(int)
+    for v in verdict_rows:
+        counts[v["verdict"]] += 1
+    summary = {
+        "from_block": inputs.from_block, "to_block": inputs.to_block,
+        "markets": {m["market"]: {"pool": m["pool"], "revision": r.revisions[m["pool"]].value} for m in inputs.markets},
+        "true_price": {sym: m.describe() for sym, m in models.items()},
+        "health_band": health_band,
+        "checkpoints": len(r.checkpoints),
+        "checkpoint_kinds": dict(_count(cp.kind for cp in r.checkpoints)),
+        "positions_start": len(inputs.positions_at_start),
+        "users": len(r.book.users),
+        "events_applied": r.book.events_applied,
+        "positions_screened": r.screened,
+        "positions_valued_exactly": r.exact,
+        "health_rows": len(r.health_rows),
+        "liquidations": len(verdict_rows),
+        "verdicts": {k: counts.get(k, 0) for k in ("wrongly_eligible", "eligible_anyway", "anomaly")},
+        "replay_mismatches": sum(not v["replay_matches_log"] for v in verdict_rows),
+        "at_risk": len(tables["at_risk"]),
+        "reported_price_mismatches": len(r.price_mismatches),
+        "price_state_drift": len(r.state_drift),
+        "oracle_loss_eth_wei": _sum_or_none(v["oracle_loss_eth_wei"] for v in verdict_rows),
+        "bonus_loss_eth_wei": _sum_or_none(v["bonus_loss_eth_wei"] for v in verdict_rows),
+        "reimbursable_eth_wei": _sum_or_none(b["reimbursable_eth_wei"] for b in tables["borrower_losses"]),
+        "rows": {k: len(v) for k, v in tables.items()},
+        "seconds": round(time.monotonic() - t0, 3),
+    }
+    if r.price_mismatches:
+        summary["first_price_mismatch"] = {k: str(v) for k, v in r.price_mismatches[0].items()}
+    return ReplayResult(tables=tables, summary=summary, checkpoints=r.checkpoints, book=r.book)
+
+
+def _count(items) -> dict:
+    out: dict = defaultdict(int)
+    for x in items:
+        out[x] += 1
+    return out
+
+
+def _incident_file(incident_id: str) -> tuple[dict, Path]:
+    import tomllib
+
+    from postmortem.paths import INCIDENTS_DIR
+
+    path = INCIDENTS_DIR / f"{incident_id}.toml"
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in INCIDENTS_DIR.glob("*.toml")))
+        raise PostmortemError(f"unknown incident {incident_id!r}; known incidents: {known} (see `postmortem incidents`)")
+    return tomllib.loads(path.read_text()), path
+
+
+def resolve_true_models(declared: Mapping | None, overrides: list[str] | Mapping[str, Any] | None,
+                        base_dir: Path | None = None) -> dict[str, TrueModel]:
+    """The incident file's ``[true_price]`` models, with ``--true-price`` overrides applied."""
+    models = true_models_from_incident(declared, base_dir)
+    if isinstance(overrides, Mapping):
+        overrides = [f"{k}={v}" for k, v in overrides.items()]
+    for text in overrides or []:
+        symbol, model = parse_true_price_option(text, base_dir=Path.cwd())
+        models[symbol] = model
+    return models
+
+
+def replay(warehouse_root: Path | str, incident_id: str, *, true_price_overrides: list[str] | Mapping | None = None,
+           from_block: int | None = None, to_block: int | None = None, health_band: float = DEFAULT_HEALTH_BAND,
+           run_id: str | None = None, devchain_dir: Path | None = None) -> dict:
+    """Replay ``incident_id`` over what the warehouse holds and write the outputs; returns the run summary.
+
+    The window and pools are those of the last ingest of the incident recorded in the warehouse
+    (``from_block`` / ``to_block`` narrow it); the true-price models come from the incident file,
+    overridden by ``true_price_overrides`` (``["wstETH=constant:2345.67", ...]``).
+    Outputs (``health``, ``verdicts``, ``borrower_losses``, ``liquidator_gains``, ``at_risk``,
+    ``price_path``) are written under ``incident_id`` and a new ``run_id`` with provenance.
+    """
+    from postmortem.incidents import load_incident
+    from postmortem.warehouse import Warehouse
+    from replay.tables import TABLES, VIEWS, to_arrow
+
+    started = datetime.now(timezone.utc)
+    root = Path(warehouse_root)
+    raw, incident_path = _incident_file(incident_id)
+    if not (root / "catalog.duckdb").exists():
+        raise PostmortemError(f"the warehouse at {root} holds no data yet; run `postmortem ingest --incident {incident_id}` first")
+    window = ingested_window(root, incident_id)
+    incident = None
+    if window is None:
+        # Nothing recorded in this warehouse: fall back on the catalog's own range and pools.
+        try:
+            incident = load_incident(incident_id, devchain_dir=devchain_dir)
+        except (PostmortemError, OSError, KeyError, ValueError):
+            incident = None
+    if window is None and incident is None:
+        raise PostmortemError(
+            f"the warehouse at {root} has no ingest of incident {incident_id}; run `postmortem ingest --incident "
+            f"{incident_id}` first"
+        )
+    pools = dict(window["pools"]) if window else dict(incident.pools)
+    a = window["from_block"] if window else incident.from_block
+    b = window["to_block"] if window else incident.to_block
+    if from_block is not None:
+        a = int(from_block)
+    if to_block is not None:
+        b = int(to_block)
+    chain_id = int(raw["chain_id"]) if raw.get("chain_id") else _chain_id(root, list(pools.values()), incident)
+    models = resolve_true_models(raw.get("true_price"), true_price_overrides, incident_path.parent)
+    inputs = load_inputs(root, chain_id=chain_id, pools=list(pools.values()), from_block=a, to_block=b)
+    eth_asset = (incident.eth_asset if incident else None) or (raw.get("eth_asset") or "").lower() or None
+    if eth_asset and not any(r["asset"] == eth_asset for r in inputs.reserves):
+        eth_asset = None
+    result = run_replay(inputs, models, eth_asset=eth_asset, health_band=health_band)
+    run_id = run_id or f"{started.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+    params = {"incident_id": incident_id, "from_block": a, "to_block": b, "pools": pools, "chain_id": chain_id,
+              "true_price": {s: m.describe() for s, m in models.items()}, "health_band": health_band,
+              "eth_asset": eth_asset}
+    provenance = {"parameters": params, "inputs": inputs.input_files, "tool_version": __version__}
+    wh = Warehouse(root)
+    with wh.lock(f"postmortem replay --incident {incident_id}"):
+        for name in TABLES:
+            wh.write_output(chain_id, name, incident_id, run_id, to_arrow(name, result.tables[name]), provenance)
+        views = wh.registered_views()
+        summary = {**result.summary, "run_id": run_id, "incident_id": incident_id, "chain_id": chain_id}
+        wh.record_run("replay", params, summary, run_id=run_id, started_at=started,
+                      finished_at=datetime.now(timezone.utc))
+        for name, (sql, description) in VIEWS.items():
+            if views.get(name, {}).get("sql") != sql:
+                wh.register_view(name, sql, description)
+        wh.refresh_catalog()
+    return summary
+
+
+def _chain_id(root: Path, pools: list[str], incident) -> int:
+    if incident is not None:
+        return int(incident.chain_id)
+    from postmortem.sql import connect_read_only
+
+    con = connect_read_only(root)
+    try:
+        inlist = ", ".join("?" for _ in pools)
+        found = sorted({r[0] for r in con.execute(
+            f"SELECT DISTINCT chain_id FROM markets WHERE pool IN ({inlist})", [p.lower() for p in pools]).fetchall()})
+    finally:
+        con.close()
+    if len(found) != 1:
+        raise PostmortemError(f"cannot tell the chain of pools {', '.join(pools)} from the warehouse (found {found})")
+    return found[0]

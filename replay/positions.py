@@ -1,0 +1,390 @@
+"""Event-sourced positions: every user's scaled balances, flags and eMode, at any checkpoint.
+
+Start from ``positions_at_start`` (the state at block A-1) and apply, in ``(block, log_index)``
+order, what changes a position on chain:
+
+- aToken / variable-debt token ``Mint`` and ``Burn``: the scaled balance of ``on_behalf_of`` /
+  ``from_address`` changes by the scaled amount the token minted or burned (see
+  :func:`scaled_balance_after`);
+- aToken ``BalanceTransfer``: ``value`` is the scaled amount moved (``amount.rayDiv(index)`` in
+  ``@aave/core-v3`` 1.19 and v3.3/v3.4, the pool's ``scaledAmount`` from v3.5 on);
+- ``ReserveUsedAsCollateralEnabled`` / ``Disabled``: the collateral bit of the user configuration;
+- ``UserEModeSet``: the user's eMode category.
+
+The *borrowing* bit has no event: the pool sets it on a first borrow and clears it exactly when a
+burn leaves a zero scaled debt (``noMoreDebt``), so it is ``scaled_variable_debt != 0`` (stable
+debt, v3.0 only, is not followed here).
+
+All amounts are Python ints, exact. A float mirror of the same state (:class:`FloatMirror`)
+lets the engine screen a large population with NumPy; it is never used for a verdict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator, Mapping
+
+import numpy as np
+
+from replay.aave_math import Revision, UserReservePosition, rules_for
+from replay.aave_math.wad_ray_math import RAY, ray_div
+
+__all__ = [
+    "AssetPosition",
+    "PositionBook",
+    "PositionError",
+    "TokenRef",
+    "UserState",
+    "invert_token_balance",
+    "scaled_balance_after",
+]
+
+
+class PositionError(RuntimeError):
+    """An event that does not fit the tracked state (a balance would go negative, a mint
+    amount that no scaled amount produces): the inputs are incomplete or inconsistent."""
+
+
+@dataclass(frozen=True)
+class TokenRef:
+    """What a token address is: the reserve ``asset`` of ``pool``, kind ``"a"`` or ``"v"``."""
+
+    pool: str
+    asset: str
+    kind: str  # "a" = aToken (collateral side), "v" = variable-debt token
+
+
+@dataclass
+class AssetPosition:
+    """A user's position in one reserve (mutable working copy)."""
+
+    scaled_a_token_balance: int = 0
+    scaled_variable_debt: int = 0
+    using_as_collateral: bool = False
+
+    @property
+    def borrowing(self) -> bool:
+        return self.scaled_variable_debt != 0
+
+    def is_empty(self) -> bool:
+        return not (self.scaled_a_token_balance or self.scaled_variable_debt or self.using_as_collateral)
+
+
+@dataclass
+class UserState:
+    """One user in one pool."""
+
+    emode_category: int = 0
+    assets: dict[str, AssetPosition] = field(default_factory=dict)
+
+    def asset(self, asset: str) -> AssetPosition:
+        pos = self.assets.get(asset)
+        if pos is None:
+            pos = self.assets[asset] = AssetPosition()
+        return pos
+
+    def has_debt(self) -> bool:
+        return any(p.scaled_variable_debt for p in self.assets.values())
+
+
+# --- token math: from Mint / Burn events back to scaled balances ----------------------------------
+
+
+def invert_token_balance(balance: int, index: int, get_token_balance: Callable[[int, int], int]) -> int:
+    """The scaled amount ``s`` with ``get_token_balance(s, index) == balance``.
+
+    ``get_token_balance`` is the revision's ``rayMul`` flavour (floor, ceil or half up). With
+    ``index >= RAY`` each one is strictly increasing in ``s`` (one more scaled unit adds at least
+    one unit of balance), so the answer is unique when it exists; it lies within one unit of
+    ``balance * RAY / index``. Raises :class:`PositionError` when no scaled amount gives ``balance``.
+    """
+    if balance < 0:
+        raise PositionError(f"balance {balance} is negative")
+    guess = balance * RAY // index
+    for s in (guess, guess + 1, guess - 1, guess + 2):
+        if s >= 0 and get_token_balance(s, index) == balance:
+            return s
+    raise PositionError(f"no scaled amount has balance {balance} at index {index}")
+
+
+def scaled_balance_after(
+    revision: Revision | str,
+    kind: str,
+    scaled_balance: int,
+    event: str,
+    value: int,
+    balance_increase: int,
+    index: int,
+) -> int:
+    """The scaled balance after a token ``Mint`` or ``Burn`` event (``event`` = "mint" / "burn").
+
+    Every revision emits ``balanceIncrease = balance(s, index) - previousBalance`` and, for a
+    ``Mint``, ``value = nextBalance - previousBalance`` (``Burn``: ``previousBalance - nextBalance``);
+    a burn smaller than the accrued interest is logged as a ``Mint``, and a transfer logs the
+    interest of both parties as a ``Mint`` with ``value == balanceIncrease`` (no scaled change).
+
+    - v3.5+ (``TokenMath``): ``nextBalance = getTokenBalance(s', index)`` exactly, so
+      ``s' = invert(balance(s, index) - balanceIncrease ± value)`` with the token's rounding
+      (``rayMulFloor`` for aTokens, ``rayMulCeil`` for debt tokens).
+    - up to v3.4 (``@aave/core-v3`` 1.19, v3.3, v3.4): the token was given an ``amount`` and
+      changed the scaled balance by ``amount.rayDiv(index)``; ``amount = value - balanceIncrease``
+      for a ``Mint`` (negative: a burn), ``value + balanceIncrease`` for a ``Burn``.
+    """
+    rules = rules_for(revision)
+    signed = value - balance_increase if event == "mint" else -(value + balance_increase)
+    if signed == 0:
+        return scaled_balance
+    if rules.pool_passes_scaled_amounts:
+        get_balance = rules.get_a_token_balance if kind == "a" else rules.get_v_token_balance
+        current = get_balance(scaled_balance, index)
+        new = invert_token_balance(current + signed, index, get_balance)
+    else:
+        delta = ray_div(abs(signed), index)
+        new = scaled_balance + delta if signed > 0 else scaled_balance - delta
+    if new < 0:
+        raise PositionError(f"scaled balance {scaled_balance} would become {new}")
+    return new
+
+
+# --- the book -------------------------------------------------------------------------------------
+
+
+class PositionBook:
+    """Every user's position in every tracked pool, updated event by event.
+
+    ``tokens`` maps token addresses (aTokens and variable-debt tokens) to :class:`TokenRef`;
+    ``revisions`` maps pool addresses to their :class:`Revision`. Addresses are lowercase.
+    """
+
+    def __init__(self, tokens: Mapping[str, TokenRef], revisions: Mapping[str, Revision | str],
+                 mirror: "FloatMirror | None" = None):
+        self.tokens = dict(tokens)
+        self.revisions = {pool: Revision(rev) for pool, rev in revisions.items()}
+        self.users: dict[tuple[str, str], UserState] = {}
+        self.mirror = mirror
+        self.events_applied = 0
+
+    # ---- reading
+
+    def user(self, pool: str, user: str) -> UserState | None:
+        return self.users.get((pool, user))
+
+    def users_of(self, pool: str) -> Iterator[tuple[str, UserState]]:
+        for (p, u), state in self.users.items():
+            if p == pool:
+                yield u, state
+
+    def positions(self, pool: str, user: str) -> list[UserReservePosition]:
+        """The user's positions as :mod:`replay.aave_math` takes them (flagged reserves only)."""
+        state = self.users.get((pool, user))
+        if state is None:
+            return []
+        return [
+            UserReservePosition(
+                asset=asset,
+                scaled_a_token_balance=p.scaled_a_token_balance,
+                scaled_variable_debt=p.scaled_variable_debt,
+                using_as_collateral=p.using_as_collateral,
+                borrowing=p.borrowing,
+            )
+            for asset, p in sorted(state.assets.items())
+            if p.using_as_collateral or p.borrowing
+        ]
+
+    def emode(self, pool: str, user: str) -> int:
+        state = self.users.get((pool, user))
+        return state.emode_category if state else 0
+
+    def scaled_balances(self) -> dict[tuple[str, str, str], tuple[int, int]]:
+        """``(pool, user, asset) -> (scaled aToken balance, scaled variable debt)``, non-zero only."""
+        out = {}
+        for (pool, user), state in self.users.items():
+            for asset, p in state.assets.items():
+                if p.scaled_a_token_balance or p.scaled_variable_debt:
+                    out[(pool, user, asset)] = (p.scaled_a_token_balance, p.scaled_variable_debt)
+        return out
+
+    # ---- loading the start state
+
+    def load_start(self, rows: Iterable[Mapping]) -> None:
+        """Rows of ``positions_at_start``: pool, user, asset, emode_category,
+        scaled_a_token_balance, scaled_variable_debt, using_as_collateral."""
+        for row in rows:
+            pool, user = row["pool"], row["user"]
+            state = self.users.setdefault((pool, user), UserState())
+            state.emode_category = int(row.get("emode_category") or 0)
+            asset = row.get("asset")
+            if asset is None:
+                continue
+            pos = state.asset(asset)
+            pos.scaled_a_token_balance = int(row.get("scaled_a_token_balance") or 0)
+            pos.scaled_variable_debt = int(row.get("scaled_variable_debt") or 0)
+            pos.using_as_collateral = bool(row.get("using_as_collateral"))
+            self._touch(pool, user, asset)
+
+    # ---- events
+
+    def apply_token_event(self, token: str, event: str, user: str, value: int, balance_increase: int,
+                          index: int) -> bool:
+        """A ``Mint`` (``user`` = onBehalfOf) or ``Burn`` (``user`` = from) of ``token``.
+
+        Returns False when the token is not tracked.
+        """
+        ref = self.tokens.get(token)
+        if ref is None:
+            return False
+        pos = self.users.setdefault((ref.pool, user), UserState()).asset(ref.asset)
+        revision = self.revisions[ref.pool]
+        try:
+            if ref.kind == "a":
+                pos.scaled_a_token_balance = scaled_balance_after(
+                    revision, "a", pos.scaled_a_token_balance, event, value, balance_increase, index)
+            else:
+                pos.scaled_variable_debt = scaled_balance_after(
+                    revision, "v", pos.scaled_variable_debt, event, value, balance_increase, index)
+        except PositionError as exc:
+            raise PositionError(f"{event} of {token} for {user}: {exc}") from None
+        self.events_applied += 1
+        self._touch(ref.pool, user, ref.asset)
+        return True
+
+    def apply_balance_transfer(self, token: str, from_address: str, to_address: str, scaled_value: int) -> bool:
+        """An aToken ``BalanceTransfer``: ``scaled_value`` moves from one user to the other."""
+        ref = self.tokens.get(token)
+        if ref is None or ref.kind != "a":
+            return False
+        if from_address == to_address:
+            return True
+        src = self.users.setdefault((ref.pool, from_address), UserState()).asset(ref.asset)
+        if src.scaled_a_token_balance < scaled_value:
+            raise PositionError(
+                f"BalanceTransfer of {scaled_value} scaled {token} from {from_address}, who holds "
+                f"{src.scaled_a_token_balance}"
+            )
+        src.scaled_a_token_balance -= scaled_value
+        dst = self.users.setdefault((ref.pool, to_address), UserState()).asset(ref.asset)
+        dst.scaled_a_token_balance += scaled_value
+        self.events_applied += 1
+        self._touch(ref.pool, from_address, ref.asset)
+        self._touch(ref.pool, to_address, ref.asset)
+        return True
+
+    def apply_collateral_toggle(self, pool: str, asset: str, user: str, enabled: bool) -> None:
+        self.users.setdefault((pool, user), UserState()).asset(asset).using_as_collateral = bool(enabled)
+        self.events_applied += 1
+        self._touch(pool, user, asset)
+
+    def apply_emode(self, pool: str, user: str, category_id: int) -> None:
+        state = self.users.setdefault((pool, user), UserState())
+        state.emode_category = int(category_id)
+        self.events_applied += 1
+        if self.mirror is not None:
+            self.mirror.set_emode(pool, user, state.emode_category)
+
+    def _touch(self, pool: str, user: str, asset: str) -> None:
+        if self.mirror is not None:
+            state = self.users[(pool, user)]
+            self.mirror.set(pool, user, asset, state.asset(asset), state.emode_category)
+
+
+class FloatMirror:
+    """A NumPy copy of the book, per pool, for screening many positions at once.
+
+    One row per (user, asset) ever seen; one slot per user (its eMode category). Updated in
+    O(1) by :class:`PositionBook` on every change. Floats only: for screening, never verdicts.
+    """
+
+    def __init__(self, assets_by_pool: Mapping[str, list[str]]):
+        self.pools: dict[str, _PoolMirror] = {pool: _PoolMirror(list(assets)) for pool, assets in assets_by_pool.items()}
+
+    def set(self, pool: str, user: str, asset: str, pos: AssetPosition, emode: int) -> None:
+        mirror = self.pools.get(pool)
+        if mirror is not None:
+            mirror.set(user, asset, pos, emode)
+
+    def set_emode(self, pool: str, user: str, emode: int) -> None:
+        mirror = self.pools.get(pool)
+        if mirror is not None:
+            mirror.set_emode(user, emode)
+
+
+class _PoolMirror:
+    def __init__(self, assets: list[str]):
+        self.assets = assets
+        self.asset_index = {a: i for i, a in enumerate(assets)}
+        self.users: list[str] = []
+        self.user_index: dict[str, int] = {}
+        self.row_index: dict[tuple[int, int], int] = {}
+        self.n_rows = 0
+        cap = 1024
+        self.row_user = np.zeros(cap, dtype=np.int64)
+        self.row_asset = np.zeros(cap, dtype=np.int64)
+        self.scaled_a = np.zeros(cap)
+        self.scaled_d = np.zeros(cap)
+        self.collateral = np.zeros(cap, dtype=bool)
+        self.emode = np.zeros(1024, dtype=np.int64)
+
+    def _user(self, user: str) -> int:
+        u = self.user_index.get(user)
+        if u is None:
+            u = self.user_index[user] = len(self.users)
+            self.users.append(user)
+            if u >= len(self.emode):
+                self.emode = np.concatenate([self.emode, np.zeros(len(self.emode), dtype=np.int64)])
+        return u
+
+    def set_emode(self, user: str, emode: int) -> None:
+        self.emode[self._user(user)] = emode
+
+    def set(self, user: str, asset: str, pos: AssetPosition, emode: int) -> None:
+        a = self.asset_index.get(asset)
+        if a is None:
+            return
+        u = self._user(user)
+        self.emode[u] = emode
+        r = self.row_index.get((u, a))
+        if r is None:
+            r = self.row_index[(u, a)] = self.n_rows
+            self.n_rows += 1
+            if r >= len(self.row_user):
+                grow = len(self.row_user)
+                self.row_user = np.concatenate([self.row_user, np.zeros(grow, dtype=np.int64)])
+                self.row_asset = np.concatenate([self.row_asset, np.zeros(grow, dtype=np.int64)])
+                self.scaled_a = np.concatenate([self.scaled_a, np.zeros(grow)])
+                self.scaled_d = np.concatenate([self.scaled_d, np.zeros(grow)])
+                self.collateral = np.concatenate([self.collateral, np.zeros(grow, dtype=bool)])
+            self.row_user[r] = u
+            self.row_asset[r] = a
+        self.scaled_a[r] = float(pos.scaled_a_token_balance)
+        self.scaled_d[r] = float(pos.scaled_variable_debt)
+        self.collateral[r] = pos.using_as_collateral
+
+    def screen(self, income: np.ndarray, debt_index: np.ndarray, unit: np.ndarray, prices: list[np.ndarray],
+               lt_table: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Approximate health factors (floats, 1.0 = HF 1) of every user with debt.
+
+        ``income``/``debt_index``/``unit`` per asset (floats, indexes in ray units divided by
+        RAY); ``prices`` a list of per-asset price vectors (one per price model); ``lt_table[c, a]``
+        the liquidation threshold (bps) of asset ``a`` for a user in eMode category ``c``
+        (row 0: no eMode). Returns ``(user ids with debt, [hf per price model])``.
+        """
+        n = self.n_rows
+        users = self.row_user[:n]
+        assets = self.row_asset[:n]
+        n_users = len(self.users)
+        coll_units = np.where(self.collateral[:n], self.scaled_a[:n], 0.0) * income[assets] / unit[assets]
+        debt_units = self.scaled_d[:n] * debt_index[assets] / unit[assets]
+        cat = self.emode[users]
+        cat = np.where(cat < lt_table.shape[0], cat, 0)
+        lt = lt_table[cat, assets]
+        debt_any = np.bincount(users, weights=debt_units, minlength=n_users)
+        has_debt = np.nonzero(debt_any > 0)[0]
+        out = []
+        for price in prices:
+            p = price[assets]
+            weighted = np.bincount(users, weights=coll_units * p * lt / 10_000.0, minlength=n_users)
+            debt = np.bincount(users, weights=debt_units * p, minlength=n_users)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                hf = weighted[has_debt] / debt[has_debt]
+            out.append(np.where(debt[has_debt] > 0, hf, np.inf))
+        return has_debt, out
