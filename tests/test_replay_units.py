@@ -286,6 +286,7 @@ POOL, CONF = "0xpool", "0xconf"
 WETH, WST = "0x" + "e" * 40, "0x" + "5" * 40
 FEED, CAPO = "0x" + "f" * 40, "0x" + "c" * 40
 USER, LIQ = "0x" + "1" * 40, "0x" + "2" * 40
+ZERO_ADDRESS = "0x" + "0" * 40
 
 
 def _configuration(ltv, lt, bonus, fee, decimals=18):
@@ -390,3 +391,28 @@ def test_engine_refuses_inconsistent_events():
                                          value=101 * WAD, index=RAY)]}
     with pytest.raises(PostmortemError, match="re-ingest"):
         run_replay(_inputs(events), {})
+
+
+def test_two_liquidations_in_one_transaction():
+    """The second LiquidationCall of a transaction sees the first one's token events, not the later ones."""
+    liquidation = dict(address=POOL, collateral_asset=WST, debt_asset=WETH, user=USER, debt_to_cover=WAD,
+                       liquidated_collateral_amount=0, liquidator=LIQ, receive_a_token=False)
+    # Debt-token Burn of 10 scaled WETH (index 1: value = amount) inside the first liquidation, and
+    # one after the second LiquidationCall that its checkpoint must not see.
+    burn = dict(address="0xd0", from_address=USER, target=ZERO_ADDRESS, value=10 * WAD, balance_increase=0, index=RAY)
+    events = {
+        "cap_parameter_updates": [_log(100, 0, 0, address=CAPO, snapshot_ratio=119 * WAD // 100,
+                                       snapshot_timestamp=0, max_ratio_growth_per_second=0)],
+        "token_burns": [_log(100, 1, 1, **burn), _log(100, 1, 4, **burn)],
+        "liquidations": [_log(100, 1, 2, **liquidation), _log(100, 1, 3, **liquidation)],
+    }
+    result = run_replay(_inputs(events), {"wstETH": TrueModel("uncapped")})
+    first, second = result.tables["verdicts"]
+    cps = {cp.ordinal: cp for cp in result.checkpoints}
+    assert (cps[first["checkpoint"]].transaction_index, cps[first["checkpoint"]].after_log_index) == (1, None)
+    assert (cps[second["checkpoint"]].transaction_index, cps[second["checkpoint"]].after_log_index) == (1, 2)
+    debt = {h["checkpoint"]: h["debt_base_reported"] for h in result.tables["health"] if h["user"] == USER}
+    assert debt[first["checkpoint"]] == 114 * 2000 * 10**8
+    assert debt[second["checkpoint"]] == 104 * 2000 * 10**8  # the burn at log 1 only
+    final = {p.asset: p for p in result.book.positions(POOL, USER)}
+    assert final[WETH].scaled_variable_debt == 94 * WAD  # both, by the end
