@@ -85,7 +85,9 @@ def input_hash() -> str:
     h.update(_solc_version().encode())
     h.update(json.dumps([SETTINGS, REMAPPINGS, AAVE_ENTRY_POINTS], sort_keys=True).encode())
     for f in _input_files():
-        h.update(str(f.relative_to(f.anchor)).encode())
+        # Paths relative to their root, so a clone elsewhere shares the same cache key.
+        root = NODE_MODULES if NODE_MODULES in f.parents else HERE
+        h.update(str(f.relative_to(root)).encode())
         h.update(f.read_bytes())
     return h.hexdigest()[:16]
 

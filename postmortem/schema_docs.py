@@ -289,8 +289,8 @@ register_table(
     "blocks",
     "Block headers for every block the warehouse holds data for (reorg checks, timestamps).",
     [
-        col("number", pa.int64(), "Block number.", UNIT_BLOCK),
-        col("hash", pa.string(), "Block hash, 0x-prefixed hex."),
+        col("block_number", pa.int64(), "Block number.", UNIT_BLOCK),
+        col("block_hash", pa.string(), "Block hash, 0x-prefixed hex."),
         col("parent_hash", pa.string(), "Hash of the parent block, 0x-prefixed hex."),
         col("timestamp", pa.int64(), "Block timestamp.", UNIT_SECONDS),
     ],

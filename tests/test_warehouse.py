@@ -465,7 +465,7 @@ def test_views_span_chains_and_carry_chain_id(wh):
 def test_documented_table_without_files_gets_a_typed_empty_view(wh):
     wh.refresh_catalog()
     cols = query(wh, "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'blocks' ORDER BY column_index")
-    assert cols == [("number", "BIGINT"), ("hash", "VARCHAR"), ("parent_hash", "VARCHAR"),
+    assert cols == [("block_number", "BIGINT"), ("block_hash", "VARCHAR"), ("parent_hash", "VARCHAR"),
                     ("timestamp", "BIGINT"), ("chain_id", "BIGINT")]
     assert query(wh, "SELECT count(*) FROM blocks") == [(0,)]
     comment = query(wh, "SELECT comment FROM duckdb_columns() WHERE table_name = 'blocks' AND column_name = 'timestamp'")
