@@ -181,9 +181,35 @@ def ingest(
         client.close()
 
 
+def _heal(wh: Warehouse, chain: int) -> list[str]:
+    """Find damaged files (missing, changed, unreadable) and leftovers of a crash; remove them
+    and mark their chunk incomplete so this run fetches exactly those chunks again."""
+    problems = wh.verify(rehash=True)
+    if not problems:
+        return []
+    records = {r.path: r for r in wh.records()}
+    notes = []
+    for p in problems:
+        rec = records.get(p.path)
+        notes.append(p.description)
+        if rec is not None and rec.kind == "chunk" and rec.chain_id == chain and rec.dataset != "logs":
+            # The raw logs file marks a chunk complete: drop it too so the whole chunk is redone.
+            marker = "positions_at_start" if rec.start == rec.end and rec.dataset in _START_DATASETS else "logs"
+            if wh.record_for(chain, marker, rec.start, rec.end) is not None:
+                wh.invalidate(chain, marker, rec.start, rec.end, reason=f"{rec.dataset} file damaged")
+    wh.repair(problems)
+    return notes
+
+
+_START_DATASETS = {"reserve_states_at_start", "emode_categories", "positions_at_start"}
+
+
 def _run(client: RpcClient, wh: Warehouse, plan: IngestPlan, chunk_size: int, progress, revisions) -> dict:
     chain = plan.chain_id
     a, b = plan.from_block, plan.to_block
+    repaired = _heal(wh, chain)
+    for note in repaired:
+        print(f"postmortem: damaged warehouse file: {note} (this run re-fetches that chunk)", file=sys.stderr)
     markets = discovery.discover(client, plan.pools, b, revisions)
     _write(wh, chain, "markets", b, b, discovery.markets_table(markets, b))
     _write(wh, chain, "reserves", b, b, discovery.reserves_table(markets))
@@ -197,7 +223,8 @@ def _run(client: RpcClient, wh: Warehouse, plan: IngestPlan, chunk_size: int, pr
             token_asset[r["a_token"]] = r["asset"]
             token_asset[r["variable_debt_token"]] = r["asset"]
 
-    counts = {"chunks": 0, "chunks_skipped": 0, "chunks_refetched_reorg": 0, "logs": 0, "blocks": 0, "reads": 0}
+    counts = {"chunks": 0, "chunks_skipped": 0, "chunks_refetched_reorg": 0, "logs": 0, "blocks": 0, "reads": 0,
+              "damaged_files_repaired": len(repaired)}
     # -- the start --------------------------------------------------------------------------
     start_block = a - 1
     if not wh.is_complete(chain, "positions_at_start", start_block, start_block):
