@@ -134,15 +134,16 @@ def log_addresses(markets: list[Market]) -> list[str]:
 
 
 def markets_table(markets: list[Market], block: int) -> pa.Table:
+    s = pa.string()
     return pa.table({
-        "market": [m.name for m in markets],
-        "pool": [m.pool for m in markets],
-        "addresses_provider": [m.addresses_provider for m in markets],
-        "oracle": [m.oracle for m in markets],
-        "pool_configurator": [m.pool_configurator for m in markets],
-        "data_provider": [m.data_provider for m in markets],
+        "market": pa.array([m.name for m in markets], s),
+        "pool": pa.array([m.pool for m in markets], s),
+        "addresses_provider": pa.array([m.addresses_provider for m in markets], s),
+        "oracle": pa.array([m.oracle for m in markets], s),
+        "pool_configurator": pa.array([m.pool_configurator for m in markets], s),
+        "data_provider": pa.array([m.data_provider for m in markets], s),
         "pool_revision": pa.array([m.pool_revision for m in markets], pa.int64()),
-        "aave_revision": [m.aave_revision for m in markets],
+        "aave_revision": pa.array([m.aave_revision for m in markets], s),
         "block_number": pa.array([block] * len(markets), pa.int64()),
     })
 

@@ -369,8 +369,8 @@ def _ingest_chunk(client, wh, chain, markets, addresses, s, e, a, b, grid, token
     headers = client.map_batched([("eth_getBlockByNumber", [hex(n), False]) for n in header_blocks])
     blocks = pa.table({
         "block_number": pa.array([int(h["number"], 16) for h in headers], pa.int64()),
-        "block_hash": [h["hash"] for h in headers],
-        "parent_hash": [h["parentHash"] for h in headers],
+        "block_hash": pa.array([h["hash"] for h in headers], pa.string()),
+        "parent_hash": pa.array([h["parentHash"] for h in headers], pa.string()),
         "timestamp": pa.array([int(h["timestamp"], 16) for h in headers], pa.int64()),
     })
     hash_of = dict(zip(blocks.column("block_number").to_pylist(), blocks.column("block_hash").to_pylist()))

@@ -16,6 +16,10 @@ DEC = pa.decimal128(38, 0)
 EMODE_PROBE = 32  # categories 1..32 are probed; mainnet uses single digits
 
 
+def _s(values) -> pa.Array:
+    return pa.array(values, pa.string())
+
+
 def _bits(values) -> pa.Array:
     """Bitmaps (reserve / user configuration, eMode bitmaps) can use all 256 bits: kept as
     exact decimal text."""
@@ -50,7 +54,7 @@ def reserve_states(client, markets: list[Market], block: int, timestamp: int) ->
         rows["accrued_to_treasury"].append(rd[12])
     n = len(keys)
     return pa.table({
-        "market": rows["market"], "pool": rows["pool"], "asset": rows["asset"],
+        "market": _s(rows["market"]), "pool": _s(rows["pool"]), "asset": _s(rows["asset"]),
         "block_number": pa.array([block] * n, pa.int64()), "timestamp": pa.array([timestamp] * n, pa.int64()),
         "configuration": _bits(rows["configuration"]),
         "liquidity_index": _dec(rows["liquidity_index"]), "liquidity_rate": _dec(rows["liquidity_rate"]),
@@ -98,7 +102,7 @@ def emode_categories(client, markets: list[Market], block: int) -> pa.Table:
                 out["pool"].append(m.pool)
     n = len(out["market"])
     return pa.table({
-        "market": out["market"], "pool": out["pool"], "block_number": pa.array([block] * n, pa.int64()),
+        "market": _s(out["market"]), "pool": _s(out["pool"]), "block_number": pa.array([block] * n, pa.int64()),
         "category_id": pa.array(out["category_id"], pa.int32()),
         "ltv": pa.array(out["ltv"], pa.int32()), "liquidation_threshold": pa.array(out["liquidation_threshold"], pa.int32()),
         "liquidation_bonus": pa.array(out["liquidation_bonus"], pa.int32()),
@@ -164,10 +168,10 @@ def positions(client, markets: list[Market], holders: dict[str, set[str]], block
             cols[k].append(v)
     n = len(cols["user"])
     return pa.table({
-        "market": cols["market"], "pool": cols["pool"], "user": cols["user"],
+        "market": _s(cols["market"]), "pool": _s(cols["pool"]), "user": _s(cols["user"]),
         "block_number": pa.array([block] * n, pa.int64()),
         "emode_category": pa.array(cols["emode_category"], pa.int32()),
-        "user_configuration": _bits(cols["user_configuration"]), "asset": cols["asset"],
+        "user_configuration": _bits(cols["user_configuration"]), "asset": _s(cols["asset"]),
         "scaled_a_token_balance": _dec(cols["scaled_a_token_balance"]),
         "scaled_variable_debt": _dec(cols["scaled_variable_debt"]),
         "using_as_collateral": pa.array(cols["using_as_collateral"], pa.bool_()),
@@ -209,22 +213,22 @@ def price_reads(client, markets: list[Market], blocks: list[int]) -> dict[str, p
     p_res, c_res, f_res = res[: len(price_reads_)], res[len(price_reads_) : len(price_reads_) + len(capo_reads)], res[len(price_reads_) + len(capo_reads) :]
     oracle_prices = pa.table({
         "block_number": pa.array([k[0] for k in price_keys], pa.int64()),
-        "market": [k[1].name for k in price_keys], "pool": [k[1].pool for k in price_keys],
-        "oracle": [k[1].oracle for k in price_keys], "asset": [k[2]["asset"] for k in price_keys],
+        "market": _s([k[1].name for k in price_keys]), "pool": _s([k[1].pool for k in price_keys]),
+        "oracle": _s([k[1].oracle for k in price_keys]), "asset": _s([k[2]["asset"] for k in price_keys]),
         "price": _dec(p_res),
     })
     c = [c_res[5 * i : 5 * i + 5] for i in range(len(capo_keys))]
     capo_states = pa.table({
         "block_number": pa.array([k[0] for k in capo_keys], pa.int64()),
-        "adapter": [k[1] for k in capo_keys],
-        "base_feed": [adapters[k[1]]["base_feed"] for k in capo_keys],
-        "ratio_provider": [adapters[k[1]]["ratio_provider"] for k in capo_keys],
+        "adapter": _s([k[1] for k in capo_keys]),
+        "base_feed": _s([adapters[k[1]]["base_feed"] for k in capo_keys]),
+        "ratio_provider": _s([adapters[k[1]]["ratio_provider"] for k in capo_keys]),
         "snapshot_ratio": _dec([x[0] for x in c]), "snapshot_timestamp": pa.array([x[1] for x in c], pa.int64()),
         "max_ratio_growth_per_second": _dec([x[2] for x in c]), "ratio": _dec([x[3] for x in c]),
         "base_answer": _dec([x[4] for x in c]),
     })
     feed_answers = pa.table({
         "block_number": pa.array([k[0] for k in feed_keys], pa.int64()),
-        "feed": [k[1] for k in feed_keys], "answer": _dec(f_res),
+        "feed": _s([k[1] for k in feed_keys]), "answer": _dec(f_res),
     })
     return {"oracle_prices": oracle_prices, "capo_states": capo_states, "feed_answers": feed_answers}
