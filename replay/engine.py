@@ -216,7 +216,7 @@ class _Replayer:
         self.exact = 0
         self._lt_cache: dict[str, tuple[int, np.ndarray]] = {}
         self._memo: dict[tuple[str, str], tuple] = {}
-        self._terms_cache: dict[str, tuple] = {}
+        self._reserves_cache: dict[str, tuple] = {}
 
     # ---- the stream
 
@@ -419,7 +419,7 @@ class _Replayer:
 
     def _evaluate_pool(self, cp: Checkpoint, pool: str, forced: set[str], liquidation: dict | None) -> None:
         ts, rev = cp.timestamp, self.revisions[pool]
-        reserves = self.reserves.reserves[pool]
+        reserves = self._reserves_at(pool, rev, ts)
         reported, true = self.prices.prices(pool, ts, cp.block_number)
         candidates = set(forced) | self._screen(pool, reserves, reported, true, ts)
         wrongly = set()
@@ -454,8 +454,7 @@ class _Replayer:
     def _value(self, pool, user, rev, positions, reserves, reported, true, emode, ts):
         """Exact account data under both prices; reused while every input is the same (within a block,
         most positions do not change between one liquidation checkpoint and the next)."""
-        terms = self._terms(pool, rev, reserves, ts)
-        key = (tuple(positions), emode, tuple((p.asset, reported[p.asset], true[p.asset], terms[p.asset])
+        key = (positions, emode, tuple((p.asset, reported[p.asset], true[p.asset], reserves[p.asset])
                                               for p in positions))
         memo = self._memo.get((pool, user))
         if memo is not None and memo[0] == key:
@@ -466,16 +465,21 @@ class _Replayer:
         self._memo[(pool, user)] = (key, acc_r, acc_t)
         return acc_r, acc_t
 
-    def _terms(self, pool, rev, reserves, ts) -> dict:
-        """Per reserve, everything an account valuation at ``ts`` reads from it: normalized income
-        and debt at ``ts`` and the risk parameters (rates matter only through the indexes)."""
-        cached = self._terms_cache.get(pool)
-        if cached is not None and cached[0] == (ts, id(reserves), self.reserves.version, self.reserves.updates):
+    def _reserves_at(self, pool: str, rev: Revision, ts: int) -> dict[str, ReserveState]:
+        """The pool's reserves as of ``ts``: indexes replaced by ``getNormalizedIncome/Debt(ts)`` and
+        ``lastUpdateTimestamp = ts`` (rates zeroed: at their own timestamp nothing reads them). The
+        protocol's math reads exactly these values at ``ts``, so valuations are unchanged; they just
+        skip recomputing the interest for every account, and equal inputs compare equal."""
+        key = (ts, self.reserves.version, self.reserves.updates)
+        cached = self._reserves_cache.get(pool)
+        if cached is not None and cached[0] == key:
             return cached[1]
-        terms = {a: (get_normalized_income(r, ts), get_normalized_debt(rev, r, ts), r.decimals, r.id, r.ltv_bps,
-                     r.liquidation_threshold_bps, r.emode_category_id, r.is_active) for a, r in reserves.items()}
-        self._terms_cache[pool] = ((ts, id(reserves), self.reserves.version, self.reserves.updates), terms)
-        return terms
+        out = {a: replace(r, liquidity_index_ray=get_normalized_income(r, ts),
+                          variable_borrow_index_ray=get_normalized_debt(rev, r, ts), last_update_timestamp=ts,
+                          liquidity_rate_ray=0, variable_borrow_rate_ray=0)
+               for a, r in self.reserves.reserves[pool].items()}
+        self._reserves_cache[pool] = (key, out)
+        return out
 
     def _screen(self, pool: str, reserves: Mapping[str, ReserveState], reported: Mapping[str, int],
                 true: Mapping[str, int], ts: int) -> set[str]:

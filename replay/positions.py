@@ -163,6 +163,7 @@ class PositionBook:
         self.users: dict[tuple[str, str], UserState] = {}
         self.mirror = mirror
         self.events_applied = 0
+        self._positions: dict[tuple[str, str], tuple[UserReservePosition, ...]] = {}
 
     # ---- reading
 
@@ -174,12 +175,18 @@ class PositionBook:
             if p == pool:
                 yield u, state
 
-    def positions(self, pool: str, user: str) -> list[UserReservePosition]:
-        """The user's positions as :mod:`replay.aave_math` takes them (flagged reserves only)."""
+    def positions(self, pool: str, user: str) -> tuple[UserReservePosition, ...]:
+        """The user's positions as :mod:`replay.aave_math` takes them (flagged reserves only), by asset.
+
+        Cached until an event touches the user, so an unchanged user gives the same tuple object.
+        """
+        cached = self._positions.get((pool, user))
+        if cached is not None:
+            return cached
         state = self.users.get((pool, user))
         if state is None:
-            return []
-        return [
+            return ()
+        out = self._positions[(pool, user)] = tuple(
             UserReservePosition(
                 asset=asset,
                 scaled_a_token_balance=p.scaled_a_token_balance,
@@ -189,7 +196,8 @@ class PositionBook:
             )
             for asset, p in sorted(state.assets.items())
             if p.using_as_collateral or p.borrowing
-        ]
+        )
+        return out
 
     def emode(self, pool: str, user: str) -> int:
         state = self.users.get((pool, user))
@@ -278,10 +286,12 @@ class PositionBook:
         state = self.users.setdefault((pool, user), UserState())
         state.emode_category = int(category_id)
         self.events_applied += 1
+        self._positions.pop((pool, user), None)
         if self.mirror is not None:
             self.mirror.set_emode(pool, user, state.emode_category)
 
     def _touch(self, pool: str, user: str, asset: str) -> None:
+        self._positions.pop((pool, user), None)
         if self.mirror is not None:
             state = self.users[(pool, user)]
             self.mirror.set(pool, user, asset, state.asset(asset), state.emode_category)

@@ -26,7 +26,6 @@ from replay.inputs import ingested_window, load_inputs
 pytestmark = pytest.mark.chain
 INCIDENT = "devchain-wsteth-capo-2026-03-10"
 WAD = 10**18
-UINT = [{"name": "f", "type": "function", "stateMutability": "view", "inputs": [], "outputs": [{"name": "", "type": "uint256"}]}]
 
 
 def _view(name, inputs=()):

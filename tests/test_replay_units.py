@@ -154,11 +154,11 @@ def test_position_book_follows_events():
     book.apply_balance_transfer("0xat2", "0xu", "0xv", 4 * WAD)
     book.apply_collateral_toggle("0xpool", "0xwst", "0xv", True)
     book.apply_emode("0xpool", "0xv", 1)
-    assert book.positions("0xpool", "0xu") == [
+    assert book.positions("0xpool", "0xu") == (
         UserReservePosition("0xweth", 0, scaled_debt, False, True),
         UserReservePosition("0xwst", 6 * WAD, 0, True, False),
-    ]
-    assert book.positions("0xpool", "0xv") == [UserReservePosition("0xwst", 4 * WAD, 0, True, False)]
+    )
+    assert book.positions("0xpool", "0xv") == (UserReservePosition("0xwst", 4 * WAD, 0, True, False),)
     assert book.emode("0xpool", "0xv") == 1
     # Repaying all of it clears the borrowing flag (no event carries it).
     event, value, increase = v36_burn(mul_ceil, scaled_debt, scaled_debt, index, index)
@@ -416,3 +416,34 @@ def test_two_liquidations_in_one_transaction():
     assert debt[second["checkpoint"]] == 104 * 2000 * 10**8  # the burn at log 1 only
     final = {p.asset: p for p in result.book.positions(POOL, USER)}
     assert final[WETH].scaled_variable_debt == 94 * WAD  # both, by the end
+
+
+def test_engine_on_a_v3_0_market():
+    """v3.0 (`@aave/core-v3` 1.19.3): eMode membership is the reserve's own category (configuration
+    bits 168-175), categories carry no bitmaps, and token amounts move by rayDiv (half up)."""
+    inputs = _inputs({
+        "cap_parameter_updates": [_log(100, 0, 0, address=CAPO, snapshot_ratio=119 * WAD // 100,
+                                       snapshot_timestamp=0, max_ratio_growth_per_second=0)],
+        # A 1 WETH repay at index 1.5 (v3.0 Burn: value = amount - interest): scaled -= rayDiv(1e18, 1.5e27).
+        "token_burns": [_log(100, 1, 1, address="0xd0", from_address=USER, target=LIQ, value=WAD,
+                             balance_increase=0, index=3 * RAY // 2)],
+    })
+    inputs.markets[0].update(aave_revision="3.0", pool_revision=1)
+    for state in inputs.reserve_states_at_start:
+        state["configuration"] = str(int(state["configuration"]) | 1 << 168)  # both reserves in category 1
+    for cat in inputs.emode_categories:
+        cat["collateral_bitmap"] = cat["borrowable_bitmap"] = None
+    result = run_replay(inputs, {"wstETH": TrueModel("uncapped")})
+    final = {p.asset: p for p in result.book.positions(POOL, USER)}
+    assert final[WETH].scaled_variable_debt == 114 * WAD - div_half_up(WAD, 3 * RAY // 2)
+    end = [h for h in result.tables["health"] if h["checkpoint_kind"] == "end"]
+    (row,) = end
+    reserves = {
+        WETH: ReserveState(WETH, 0, 18, 8000, 8300, 10500, 1000, RAY, RAY, 0, 0, 1000, emode_category_id=1),
+        WST: ReserveState(WST, 1, 18, 7800, 8100, 10600, 1000, RAY, RAY, 0, 0, 1000, emode_category_id=1),
+    }
+    positions = [UserReservePosition(WST, 100 * WAD, 0, True, False),
+                 UserReservePosition(WETH, 0, final[WETH].scaled_variable_debt, False, True)]
+    emode = EModeCategory(1, 9300, 9500, 10100)
+    want = health_factor("3.0", positions, reserves, {WST: 2380 * 10**8, WETH: 2000 * 10**8}, emode, 1024)
+    assert row["hf_reported"] == want.health_factor_wad < WAD
