@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+import replay.tables  # noqa: F401  (documents the output tables, for `postmortem schema` and the catalog)
 from postmortem.cli import cli
 from postmortem.paths import DEFAULT_WAREHOUSE
 

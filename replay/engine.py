@@ -739,6 +739,8 @@ def run_replay(inputs: ReplayInputs, true_models: Mapping[str, TrueModel] | None
         r.run()
     except PositionError as exc:
         raise PostmortemError(f"the positions do not replay consistently ({exc}); re-ingest the range") from None
+    except KeyError as exc:  # a reserve, price or state the inputs lack
+        raise PostmortemError(f"the warehouse lacks an input the replay needs ({exc.args[0]}); re-ingest the range") from None
     verdict_rows = [{k: v for k, v in row.items() if not k.startswith("_")} for row in r.verdict_rows]
     tables = {
         "health": r.health_rows,

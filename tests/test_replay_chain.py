@@ -284,3 +284,14 @@ def test_readme_sql_example(replayed):
     result = CliRunner().invoke(cli, shlex.split(line)[1:] + ["--warehouse", str(replayed["root"])])
     assert result.exit_code == 0, result.output
     assert re.search(r"\(5 rows\)", result.output), result.output
+
+
+def test_true_price_from_another_feed(incident_chain, replayed):
+    """``feed:ADDRESS`` takes the true price from that feed's answers in the warehouse."""
+    feed = incident_chain.addresses["feeds"]["cbeth_usd"].lower()
+    s = replay(replayed["root"], INCIDENT, true_price_overrides=[f"wstETH=feed:{feed}"])
+    rows = _rows(replayed["root"], f"SELECT DISTINCT collateral_price_true FROM verdicts WHERE run_id = '{s['run_id']}'")
+    answer = incident_chain.w3.eth.contract(address=incident_chain.addresses["feeds"]["cbeth_usd"],
+                                            abi=_view("latestAnswer")).functions.latestAnswer().call()
+    assert [r["collateral_price_true"] for r in rows] == [answer]
+    assert s["true_price"] == {"wstETH": f"feed:{feed}"}
