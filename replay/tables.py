@@ -221,7 +221,8 @@ VIEWS: dict[str, tuple[str, str]] = {
         "CAST(v.bonus_loss_eth_wei AS DOUBLE) / 1e18 AS bonus_loss_eth, "
         "CAST(v.borrower_loss_eth_wei AS DOUBLE) / 1e18 AS borrower_loss_eth "
         "FROM verdicts v JOIN latest_replay_runs l USING (incident_id, run_id) "
-        "JOIN (SELECT DISTINCT pool, asset, decimals FROM reserves) r ON r.pool = v.pool AND r.asset = v.debt_asset",
+        "JOIN (SELECT DISTINCT chain_id, pool, asset, decimals FROM reserves) r "
+        "ON r.chain_id = v.chain_id AND r.pool = v.pool AND r.asset = v.debt_asset",
         "The latest replay's verdicts in human units (floats, for reading only; the exact values are in verdicts).",
     ),
 }
