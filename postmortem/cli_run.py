@@ -1,0 +1,95 @@
+"""`postmortem run` (ingest + replay + report for one incident) and `postmortem demo`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from postmortem.cli import cli
+from postmortem.cli_ingest import WAREHOUSE_OPT, _rpc_url
+from postmortem.paths import DEFAULT_REPORTS
+
+
+def run_incident(incident: str, rpc_url: str, warehouse: Path, *, from_block=None, to_block=None,
+                 out_dir: Path | None = None, requests_per_second=None, progress=None) -> dict:
+    """Ingest, replay and report one incident; each stage resumes or is cheap to redo."""
+    from ingest.pipeline import ingest
+    from replay.engine import replay
+    from reports.api import write_report
+
+    ingested = ingest(rpc_url, incident=incident, from_block=from_block, to_block=to_block, warehouse=warehouse,
+                      requests_per_second=requests_per_second, progress=progress)
+    replayed = replay(warehouse, incident)
+    paths = write_report(warehouse, incident, out_dir=out_dir)
+    return {"ingest": ingested, "replay": replayed, "report": {k: str(v) for k, v in paths.items()}}
+
+
+@cli.command("run")
+@click.option("--incident", required=True, help="Incident id from the catalog (`postmortem incidents`).")
+@click.option("--rpc-url", help="JSON-RPC URL (an archive node); default $POSTMORTEM_RPC_URL or the devchain's.")
+@click.option("--from-block", type=click.IntRange(min=1), help="Override the incident's first block.")
+@click.option("--to-block", type=click.IntRange(min=1), help="Override the incident's last block.")
+@WAREHOUSE_OPT
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Report folder.")
+@click.option("--requests-per-second", type=click.FloatRange(min=0.01), default=None, help="Cap on RPC calls per second.")
+def run_cmd(incident, rpc_url, from_block, to_block, warehouse, out_dir, requests_per_second) -> None:
+    """Ingest, replay and report one incident, resumably.
+
+    \b
+    Example (mainnet, bring an archive node):
+      postmortem run --incident aave-v3-wsteth-capo-2026-03-10 --rpc-url "$RPC"
+    """
+    out = run_incident(incident, _rpc_url(rpc_url, incident), warehouse, from_block=from_block, to_block=to_block,
+                       out_dir=out_dir, requests_per_second=requests_per_second)
+    _print_headline(out)
+
+
+def _eth(wei) -> str:
+    return f"{int(wei) / 10**18:,.2f} ETH"  # display only; the warehouse keeps exact wei
+
+
+def _print_headline(out: dict) -> None:
+    rep = out.get("replay") or {}
+    verdicts = rep.get("verdicts", {})
+    click.echo(f"  liquidations: {rep.get('liquidations', 0)} "
+               f"({verdicts.get('wrongly_eligible', 0)} wrongly eligible, {verdicts.get('eligible_anyway', 0)} eligible anyway, "
+               f"{verdicts.get('anomaly', 0)} anomalies)")
+    click.echo(f"  borrowers' oracle loss: {_eth(rep.get('oracle_loss_eth_wei', 0))}; "
+               f"bonus loss: {_eth(rep.get('bonus_loss_eth_wei', 0))}; "
+               f"reimbursable: {_eth(rep.get('reimbursable_eth_wei', 0))}")
+    click.echo(f"  positions wrongly eligible but not liquidated: {rep.get('at_risk', 0)}")
+    for fmt, path in sorted(out["report"].items()):
+        click.echo(f"  report ({fmt}): {path}")
+
+
+@cli.command("demo")
+@click.option("--port", default=8545, show_default=True, help="Port for the local chain (a free one if taken).")
+@WAREHOUSE_OPT
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help=f"Report folder (default {DEFAULT_REPORTS}/devchain-wsteth-capo-2026-03-10).")
+def demo_cmd(port, warehouse, out_dir) -> None:
+    """Start the local chain with the incident, run on it, stop it, print where the report is.
+
+    This is what `make demo` runs. It takes about a minute.
+    """
+    from devchain import manager
+    from devchain.node import free_port, port_in_use
+
+    incident = "devchain-wsteth-capo-2026-03-10"
+    if port_in_use(port):
+        port = free_port()
+    click.echo(f"starting the devchain on port {port} with scenario wsteth-capo-2026-03-10 ...")
+    node, started = manager.start(port, "wsteth-capo-2026-03-10", progress=True)
+    try:
+        click.echo("ingest, replay, report ...")
+        out = run_incident(incident, node.url, warehouse, out_dir=out_dir)
+    finally:
+        node.stop()
+        manager.stop()
+    gt = started["ground_truth"]["liquidations"]
+    click.echo(f"ground truth: {len(gt)} liquidations, {sum(x['wrongly_eligible'] for x in gt)} wrongly eligible")
+    _print_headline(out)
+    html = out["report"].get("html") or next(iter(out["report"].values()), "")
+    click.echo(f"\nreport: {html}")
