@@ -45,7 +45,7 @@ import requests
 import urllib3
 
 from postmortem.errors import PostmortemError
-from postmortem.redact import redact_text, redact_url
+from postmortem.redact import install_log_redaction, redact_text, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -391,6 +391,7 @@ class RpcClient:
         seed: int | None = None,
     ) -> None:
         self.display_url = redact_url(url)
+        install_log_redaction(url)
         scheme = str(url).split("://", 1)[0].lower() if "://" in str(url) else ""
         if scheme not in ("http", "https"):
             raise PostmortemError(

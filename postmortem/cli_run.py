@@ -13,15 +13,19 @@ from postmortem.paths import DEFAULT_REPORTS
 
 
 def run_incident(incident: str, rpc_url: str, warehouse: Path, *, from_block=None, to_block=None,
-                 out_dir: Path | None = None, requests_per_second=None, progress=None) -> dict:
-    """Ingest, replay and report one incident; each stage resumes or is cheap to redo."""
+                 out_dir: Path | None = None, requests_per_second=None, progress=None,
+                 devchain_dir: Path | None = None) -> dict:
+    """Ingest, replay and report one incident; each stage resumes or is cheap to redo.
+    ``devchain_dir`` locates the devchain manifest for ``devchain-*`` incidents."""
     from ingest.pipeline import ingest
+    from postmortem.incidents import load_incident
     from replay.engine import replay
     from reports.api import write_report
 
-    ingested = ingest(rpc_url, incident=incident, from_block=from_block, to_block=to_block, warehouse=warehouse,
+    inc = load_incident(incident, devchain_dir=devchain_dir)
+    ingested = ingest(rpc_url, incident=inc, from_block=from_block, to_block=to_block, warehouse=warehouse,
                       requests_per_second=requests_per_second, progress=progress)
-    replayed = replay(warehouse, incident)
+    replayed = replay(warehouse, incident, devchain_dir=devchain_dir)
     paths = write_report(warehouse, incident, out_dir=out_dir)
     return {"ingest": ingested, "replay": replayed, "report": {k: str(v) for k, v in paths.items()}}
 

@@ -14,6 +14,8 @@ in a CI log costs the key.
 
 from __future__ import annotations
 
+import logging
+
 import re
 from urllib.parse import quote, unquote
 
@@ -176,3 +178,41 @@ def redact_text(text: str, url: str) -> str:
         # Whole-token match only, so a short value such as "eth" does not eat "ethereum".
         out = re.sub(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])", MASK, out)
     return out
+
+
+class _RedactingFilter(logging.Filter):
+    """Rewrites log records of HTTP libraries (urllib3 logs request paths at DEBUG) so that
+    the secret parts of every registered URL never reach a handler."""
+
+    def __init__(self) -> None:
+        super().__init__("postmortem-redact")
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.secrets:
+            return True
+        try:
+            text = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record: leave it to logging
+            return True
+        if any(s in text for s in self.secrets):
+            for s in sorted(self.secrets, key=len, reverse=True):
+                text = text.replace(s, "***")
+            record.msg, record.args = text, ()
+        return True
+
+
+_FILTER = _RedactingFilter()
+_FILTERED_LOGGERS = ("urllib3.connectionpool", "urllib3", "requests", "web3.providers.HTTPProvider", "web3")
+
+
+def install_log_redaction(url: str) -> None:
+    """Keep the secret parts of ``url`` out of the logs of the HTTP stack (idempotent)."""
+    parts = [p for p in secret_parts(url) if len(p) >= 4]
+    if not parts:
+        return
+    _FILTER.secrets.update(parts)
+    for name in _FILTERED_LOGGERS:
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
