@@ -8,7 +8,7 @@ PIP    := $(VENV)/bin/pip
 STAMP_PY   := $(VENV)/.installed
 STAMP_NPM  := node_modules/.installed
 
-.PHONY: setup demo test bench clean contracts
+.PHONY: setup demo test bench clean contracts browser
 
 setup: $(STAMP_PY) $(STAMP_NPM) contracts
 
@@ -31,8 +31,19 @@ contracts: $(STAMP_PY) $(STAMP_NPM)
 demo: setup
 	$(VENV)/bin/postmortem demo
 
+# The report test opens the HTML in a real headless Chromium (Debian's package). Installed
+# here when missing and when this user may (root with apt-get); otherwise that test says why
+# it is skipped.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian chromium for the report test ..."; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "could not install chromium; the browser test will be skipped"; \
+	  else echo "chromium not found; the browser test will be skipped (apt-get install chromium)"; fi; }
+
 # pytest's exit 5 (no tests collected) must fail, never pass silently.
-test: setup
+test: setup browser
 	@$(PY) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
