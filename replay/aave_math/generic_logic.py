@@ -181,10 +181,12 @@ PositionsArg = Union[Mapping[str, UserReservePosition], Iterable[UserReservePosi
 
 def by_asset(items: Mapping[str, _T] | Iterable[_T], kind: type[_T]) -> dict[str, _T]:
     """Index reserves or positions by ``asset`` (accepts a mapping or any iterable of ``kind``)."""
-    values = list(items.values()) if isinstance(items, Mapping) else list(items)
+    # ``type(x) is dict`` first: isinstance against the typing.Mapping ABC is slow and this runs
+    # twice per valuation.
+    values = items.values() if type(items) is dict or isinstance(items, Mapping) else items
     indexed: dict[str, _T] = {}
     for item in values:
-        if not isinstance(item, kind):
+        if type(item) is not kind and not isinstance(item, kind):
             raise TypeError(
                 f"Expected {kind.__name__}, got {type(item).__name__}; the argument order is "
                 "(revision, positions, reserves, prices, user_emode, timestamp)."

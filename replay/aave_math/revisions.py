@@ -208,6 +208,12 @@ _RULES: dict[Revision, RevisionRules] = {
 def rules_for(revision: Revision | str) -> RevisionRules:
     """The :class:`RevisionRules` of ``revision`` (a :class:`Revision` or its value, e.g. ``"3.6"``)."""
     try:
+        # Revision is a str enum, so "3.6" and Revision.V3_6 hash and compare equal: a plain dict
+        # lookup answers both without constructing the enum (this runs several times per valuation).
+        return _RULES[revision]
+    except (KeyError, TypeError):
+        pass
+    try:
         return _RULES[Revision(revision)]
     except ValueError:
         known = ", ".join(r.value for r in Revision)
