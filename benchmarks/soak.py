@@ -97,17 +97,14 @@ def main() -> None:
     args = ap.parse_args()
     from devchain import manager
     from devchain.node import free_port
-    from postmortem.incidents import Incident
+    from postmortem.incidents import devchain_window
 
     with tempfile.TemporaryDirectory() as tmp:
         node, out = manager.start(free_port(), "scale", directory=Path(tmp) / "dc", detach=False,
                                   borrowers=args.borrowers)
         try:
             s = out["manifest"]["summary"]
-            inc = Incident(id="soak", title="soak", chain_id=31337,
-                           pools={k: v["pool"].lower() for k, v in out["manifest"]["addresses"]["markets"].items()},
-                           from_block=s["deploy_block"] + 1, to_block=s["end_block"], users_since=s["deploy_block"],
-                           finality="latest")
+            inc = devchain_window(out["manifest"], "soak", from_block=s["deploy_block"] + 1)
             result = soak(url=node.url, incident=inc, workdir=Path(tmp), kills=args.kills, seed=args.seed)
         finally:
             node.stop()

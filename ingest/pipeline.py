@@ -21,7 +21,6 @@ import time
 import uuid
 from datetime import datetime, timezone
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,6 @@ from ingest.events import TABLE_SCHEMAS
 from ingest.ranges import fetch_logs
 from ingest.rpc import RpcClient, RpcError
 from ingest import tables as ingest_tables
-from postmortem import __version__
 from postmortem.errors import PostmortemError
 from postmortem.incidents import Incident, load_incident
 from postmortem.paths import DEFAULT_WAREHOUSE

@@ -60,6 +60,23 @@ def load_incident(incident_id: str, *, directory: Path | None = None, devchain_d
     )
 
 
+def devchain_window(manifest: dict, incident_id: str = "devchain", *, raw: dict | None = None,
+                    from_block: int | None = None) -> Incident:
+    """The incident a devchain manifest describes: its pools, chain id, and its scenario's
+    timeline as the range (``from_block`` moves the start, e.g. to include the set-up)."""
+    raw = raw or {}
+    s = manifest["summary"]
+    return Incident(
+        id=incident_id, title=raw.get("title", incident_id), chain_id=int(manifest["chain_id"]),
+        pools={k: v["pool"].lower() for k, v in manifest["addresses"]["markets"].items()},
+        from_block=int(s["setup_end_block"]) + 1 if from_block is None else from_block, to_block=int(s["end_block"]),
+        users_since=int(s["deploy_block"]), finality=raw.get("finality", "latest"),
+        price_grid=int(raw.get("price_grid", 0)), true_price=raw.get("true_price", {"wstETH": {"model": "uncapped"}}),
+        eth_asset=manifest["addresses"]["tokens"]["WETH"]["address"].lower(),
+        source="devchain", raw={**raw, "rpc_url": manifest["rpc_url"]},
+    )
+
+
 def _from_devchain(raw: dict, devchain_dir: Path) -> Incident:
     from devchain.manager import read_manifest
 
@@ -69,14 +86,4 @@ def _from_devchain(raw: dict, devchain_dir: Path) -> Incident:
             f"the devchain runs scenario {m.get('scenario')!r}, not {raw.get('scenario')!r}; restart it with "
             f"`postmortem devchain start --scenario {raw.get('scenario')}`"
         )
-    markets = m["addresses"]["markets"]
-    s = m["summary"]
-    weth = m["addresses"]["tokens"]["WETH"]["address"].lower()
-    return Incident(
-        id=raw["id"], title=raw.get("title", raw["id"]), chain_id=int(m["chain_id"]),
-        pools={k: v["pool"].lower() for k, v in markets.items()},
-        from_block=int(s["setup_end_block"]) + 1, to_block=int(s["end_block"]),
-        users_since=int(s["deploy_block"]), finality=raw.get("finality", "latest"),
-        price_grid=int(raw.get("price_grid", 0)), true_price=raw.get("true_price", {}), eth_asset=weth,
-        source="devchain", raw={**raw, "rpc_url": m["rpc_url"]},
-    )
+    return devchain_window(m, raw["id"], raw=raw)

@@ -4,7 +4,6 @@ fault the way providers do, follows its plan deterministically, and stops prompt
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 
@@ -23,24 +22,13 @@ from devchain.faultproxy import (
 from devchain.node import start_anvil
 
 
-def stop_node(n) -> None:
-    """Stop an anvil this module started. ``AnvilNode.stop`` polls ``kill(pid, 0)``, which a
-    not-yet-reaped child passes, so it always waits its full 2 s; reaping directly is instant."""
-    n.process.terminate()
-    try:
-        n.process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        n.process.kill()
-        n.process.wait(timeout=5)
-
-
 @pytest.fixture(scope="module")
 def node():
     n = start_anvil()
     try:
         yield n
     finally:
-        stop_node(n)
+        n.stop()
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +116,7 @@ def test_build_log_chain_is_deterministic_and_dense_somewhere(chain):
     try:
         again = build_log_chain(other.url, seed=3, txs=40)
     finally:
-        stop_node(other)
+        other.stop()
     assert again == chain
 
 

@@ -15,21 +15,13 @@ from conftest import warehouse_rows
 from ingest.pipeline import ingest
 from postmortem.cli import _register, cli
 from postmortem.errors import PostmortemError
-from postmortem.incidents import Incident
+from postmortem.incidents import devchain_window
 
 pytestmark = pytest.mark.chain
 
 
-def _inc(dc) -> Incident:
-    s = dc.manifest["summary"]
-    return Incident(id="small", title="small", chain_id=31337,
-                    pools={k: v["pool"].lower() for k, v in dc.addresses["markets"].items()},
-                    from_block=s["setup_end_block"] + 1, to_block=s["end_block"], users_since=s["deploy_block"],
-                    finality="latest")
-
-
 def test_damaged_chunks_are_found_and_only_they_refetched(small_chain, tmp_path):
-    inc = _inc(small_chain)
+    inc = devchain_window(small_chain.manifest, "small")
     clean, damaged = tmp_path / "clean", tmp_path / "damaged"
     ingest(small_chain.url, incident=inc, warehouse=clean, progress=False, chunk_size=1)
     first = ingest(small_chain.url, incident=inc, warehouse=damaged, progress=False, chunk_size=1)
@@ -57,7 +49,7 @@ def test_damaged_chunks_are_found_and_only_they_refetched(small_chain, tmp_path)
 
 
 def test_second_writer_is_refused_and_touches_nothing(small_chain, tmp_path):
-    inc = _inc(small_chain)
+    inc = devchain_window(small_chain.manifest, "small")
     code = (
         "import json\nfrom ingest.pipeline import ingest\nfrom postmortem.incidents import Incident\n"
         f"inc=Incident(**json.loads({json.dumps(inc.__dict__)!r}))\n"
@@ -88,5 +80,5 @@ def test_stale_lock_of_a_dead_process_is_taken_over(small_chain, tmp_path):
     tmp_path.mkdir(exist_ok=True)
     (tmp_path / ".lock").write_text(json.dumps({"pid": dead.pid, "host": os.uname().nodename,
                                                 "started_at": "2026-01-01T00:00:00Z", "command": "killed ingest"}))
-    summary = ingest(small_chain.url, incident=_inc(small_chain), warehouse=tmp_path, progress=False)
+    summary = ingest(small_chain.url, incident=devchain_window(small_chain.manifest, "small"), warehouse=tmp_path, progress=False)
     assert summary["logs"] > 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import time
@@ -12,12 +11,12 @@ from eth_utils import keccak
 from web3 import Web3
 from web3._utils.events import get_event_data
 
-from conftest import devchain_incident, warehouse_rows
+from conftest import warehouse_rows
 from devchain.faultproxy import FaultProxy
 from ingest.events import EVENTS
 from ingest.pipeline import ingest
 from postmortem.errors import PostmortemError
-from postmortem.incidents import Incident
+from postmortem.incidents import Incident, devchain_window
 from postmortem.sql import run_sql
 
 pytestmark = pytest.mark.chain
@@ -120,16 +119,8 @@ def test_range_from_the_middle_of_history(small_chain, tmp_path):
     assert int(n) == sum(1 for x in gt["liquidations"] if x["block"] >= mid)
 
 
-def _small_incident(dc):
-    s = dc.manifest["summary"]
-    return Incident(id="small", title="small", chain_id=31337,
-                    pools={k: v["pool"].lower() for k, v in dc.addresses["markets"].items()},
-                    from_block=s["setup_end_block"] + 1, to_block=s["end_block"], users_since=s["deploy_block"],
-                    finality="latest")
-
-
 def test_fault_injection_gives_identical_warehouse(small_chain, tmp_path):
-    inc = _small_incident(small_chain)
+    inc = devchain_window(small_chain.manifest, "small")
     clean = tmp_path / "clean"
     ingest(small_chain.url, incident=inc, warehouse=clean, progress=False, chunk_size=2)
     plan = [
@@ -153,7 +144,7 @@ def test_fault_injection_gives_identical_warehouse(small_chain, tmp_path):
 
 
 def test_result_count_error_with_suggested_range(small_chain, tmp_path):
-    inc = _small_incident(small_chain)
+    inc = devchain_window(small_chain.manifest, "small")
     clean, faulty = tmp_path / "clean", tmp_path / "faulty"
     ingest(small_chain.url, incident=inc, warehouse=clean, progress=False)
     with FaultProxy(small_chain.url, [{"kind": "result_cap", "style": "infura", "max_results": 45}], seed=1) as proxy:
@@ -163,7 +154,7 @@ def test_result_count_error_with_suggested_range(small_chain, tmp_path):
 
 
 def test_rerun_skips_complete_chunks(small_chain, tmp_path):
-    inc = _small_incident(small_chain)
+    inc = devchain_window(small_chain.manifest, "small")
     first = ingest(small_chain.url, incident=inc, warehouse=tmp_path, progress=False, chunk_size=2)
     again = ingest(small_chain.url, incident=inc, warehouse=tmp_path, progress=False, chunk_size=2)
     assert first["chunks"] >= 2 and again["chunks"] == 0 and again["chunks_skipped"] == first["chunks"]
@@ -171,7 +162,7 @@ def test_rerun_skips_complete_chunks(small_chain, tmp_path):
 
 def test_kill_and_resume_is_identical(small_chain, tmp_path):
     """kill -9 halfway, then re-run: the warehouse equals an uninterrupted run's."""
-    inc = _small_incident(small_chain)
+    inc = devchain_window(small_chain.manifest, "small")
     clean = tmp_path / "clean"
     ingest(small_chain.url, incident=inc, warehouse=clean, progress=False, chunk_size=1)
     killed = tmp_path / "killed"
@@ -204,7 +195,7 @@ def test_reorg_refetches_changed_chunks(tmp_path_factory, tmp_path):
 
     dc = _start(tmp_path_factory, "small")
     try:
-        inc = _small_incident(dc)
+        inc = devchain_window(dc.manifest, "small")
         ingest(dc.url, incident=inc, warehouse=tmp_path, progress=False, chunk_size=2)
         before = {r["block_number"]: r["block_hash"] for r in _sql(tmp_path, "select block_number, block_hash from blocks")}
         # Replace the last two blocks with different ones (same height).
@@ -237,7 +228,7 @@ def test_bad_input_is_one_sentence(small_chain, tmp_path, kwargs, fragment):
 
 
 def test_wrong_chain_and_unreachable(small_chain, tmp_path):
-    inc = _small_incident(small_chain)
+    inc = devchain_window(small_chain.manifest, "small")
     inc.chain_id = 1
     with pytest.raises(PostmortemError, match="serves chain 31337"):
         ingest(small_chain.url, incident=inc, warehouse=tmp_path, progress=False)
@@ -248,14 +239,14 @@ def test_wrong_chain_and_unreachable(small_chain, tmp_path):
 
 
 def test_finalized_block_is_respected(small_chain, tmp_path):
-    inc = _small_incident(small_chain)
+    inc = devchain_window(small_chain.manifest, "small")
     inc.finality = "finalized"
     with pytest.raises(PostmortemError, match="--allow-unfinalized"):
         ingest(small_chain.url, incident=inc, warehouse=tmp_path, progress=False)
 
 
 def test_api_key_never_stored(small_chain, tmp_path):
-    inc = _small_incident(small_chain)
+    inc = devchain_window(small_chain.manifest, "small")
     key = "abcdef0123456789abcdef0123456789"
     with FaultProxy(small_chain.url, []) as proxy:
         url = proxy.url.rstrip("/") + f"/v3/{key}?apikey={key}"

@@ -3,7 +3,6 @@ through the fault proxy returns exactly the logs of a clean fetch, split the way
 
 from __future__ import annotations
 
-import subprocess
 
 import pytest
 import requests
@@ -126,24 +125,13 @@ def test_width_and_cap_parsers():
 # -- the walk, through a real proxy over a real node ------------------------------------------
 
 
-def stop_node(n) -> None:
-    """Stop an anvil this module started. ``AnvilNode.stop`` polls ``kill(pid, 0)``, which a
-    not-yet-reaped child passes, so it always waits its full 2 s; reaping directly is instant."""
-    n.process.terminate()
-    try:
-        n.process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        n.process.kill()
-        n.process.wait(timeout=5)
-
-
 @pytest.fixture(scope="module")
 def node():
     n = start_anvil()
     try:
         yield n
     finally:
-        stop_node(n)
+        n.stop()
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email.utils
 import logging
-import subprocess
 import threading
 import time
 
@@ -49,24 +48,13 @@ class FakeTime:
             self.now += seconds
 
 
-def stop_node(n) -> None:
-    """Stop an anvil this module started. ``AnvilNode.stop`` polls ``kill(pid, 0)``, which a
-    not-yet-reaped child passes, so it always waits its full 2 s; reaping directly is instant."""
-    n.process.terminate()
-    try:
-        n.process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        n.process.kill()
-        n.process.wait(timeout=5)
-
-
 @pytest.fixture(scope="module")
 def node():
     n = start_anvil()
     try:
         yield n
     finally:
-        stop_node(n)
+        n.stop()
 
 
 @pytest.fixture(scope="module")

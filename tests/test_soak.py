@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from postmortem.incidents import Incident
+from postmortem.incidents import devchain_window
 
 pytestmark = pytest.mark.chain
 
@@ -22,10 +22,7 @@ def _soak_module():
 
 def test_short_soak(small_chain, tmp_path):
     s = small_chain.manifest["summary"]
-    inc = Incident(id="soak", title="soak", chain_id=31337,
-                   pools={k: v["pool"].lower() for k, v in small_chain.addresses["markets"].items()},
-                   from_block=s["deploy_block"] + 1, to_block=s["end_block"], users_since=s["deploy_block"],
-                   finality="latest")
+    inc = devchain_window(small_chain.manifest, "soak", from_block=s["deploy_block"] + 1)
     result = _soak_module().soak(url=small_chain.url, incident=inc, workdir=tmp_path, kills=2, seed=5,
                                  chunk_size=8, max_seconds=300)
     assert result["identical"] and result["restarts"] >= 2
