@@ -2,7 +2,9 @@
 and Aave v3.6 markets ("core", "prime") built from the npm sources, in the order the
 protocol requires (see shared/reference/devchain.md).
 
-Configuration is data: ``DEFAULT_WORLD`` below can be overridden by a scenario's ``world``.
+A market with ``"revision": "3.0"`` is deployed from the ``@aave/core-v3`` artifacts instead
+(``devchain.deploy_v30``). Configuration is data: ``DEFAULT_WORLD`` below can be overridden by
+a scenario's ``world``.
 """
 
 from __future__ import annotations
@@ -104,10 +106,25 @@ def deploy_world(chain: Chain, world: dict) -> dict:
     for market, m in world["markets"].items():
         if m is None:  # a scenario may drop a default market
             continue
-        book["markets"][market] = _deploy_market(chain, world, book, market, m, deploy_capo=first)
+        if m.get("revision", "3.6") == "3.0":  # from the @aave/core-v3 artifacts
+            from devchain.deploy_v30 import deploy_market
+        else:
+            deploy_market = _deploy_market
+        book["markets"][market] = deploy_market(chain, world, book, market, m, deploy_capo=first)
         first = False
     book["libraries"] = dict(chain.libraries)
     return book
+
+
+def deploy_capo_adapter(chain: Chain, world: dict, book: dict, acl: str) -> None:
+    """The shared capped-ratio wstETH adapter, governed by the first market's ACL manager."""
+    capo = world["capo"]
+    adapter = chain.deploy(
+        "CappedRatioAdapter", acl, book["feeds"]["eth_usd"], book["steth"],
+        "Capped wstETH / stETH(ETH) / USD", capo["minimum_snapshot_delay"],
+        units(capo["snapshot_ratio"], 18), capo["snapshot_timestamp"], capo["max_yearly_growth_bps"],
+    )
+    book["feeds"]["wsteth_capo"] = adapter.address
 
 
 def _deploy_market(chain: Chain, world: dict, book: dict, name: str, m: dict, deploy_capo: bool) -> dict:
@@ -122,13 +139,7 @@ def _deploy_market(chain: Chain, world: dict, book: dict, name: str, m: dict, de
     chain.send(acl.functions.addPoolAdmin(d), admin, label="addPoolAdmin(deployer)")
 
     if deploy_capo:
-        capo = world["capo"]
-        adapter = chain.deploy(
-            "CappedRatioAdapter", acl.address, book["feeds"]["eth_usd"], book["steth"],
-            "Capped wstETH / stETH(ETH) / USD", capo["minimum_snapshot_delay"],
-            units(capo["snapshot_ratio"], 18), capo["snapshot_timestamp"], capo["max_yearly_growth_bps"],
-        )
-        book["feeds"]["wsteth_capo"] = adapter.address
+        deploy_capo_adapter(chain, world, book, acl.address)
 
     ir = chain.deploy("DefaultReserveInterestRateStrategyV2", provider.address)
     pool_impl = chain.deploy("PoolInstance", provider.address, ir.address)

@@ -53,7 +53,9 @@ def run_scenario_on(url: str, scenario_name: str, *, progress: bool = False, **p
         "tool_version": __version__,
         "chain_id": chain_id,
         "rpc_url": url,
-        "aave_revision": "3.6",
+        # Each market's own revision is in addresses.markets.<name>.revision ("3.0" for one
+        # deployed from the @aave/core-v3 artifacts); this names them all.
+        "aave_revision": ",".join(sorted({m["revision"] for m in result["book"]["markets"].values()})),
         "scenario": scenario["name"],
         "scenario_params": params,
         "deploy_block": 1,

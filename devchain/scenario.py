@@ -84,8 +84,24 @@ class ScenarioRunner:
     def dec(self, sym: str) -> int:
         return self.book["tokens"][sym]["decimals"]
 
+    def is_v30(self, market: str) -> bool:
+        return self.book["markets"][market].get("revision") == "3.0"
+
     def pool(self, market: str):
-        return self.chain.contract("PoolInstance", self.book["markets"][market]["pool"])
+        name = "V30Pool" if self.is_v30(market) else "PoolInstance"
+        return self.chain.contract(name, self.book["markets"][market]["pool"])
+
+    def set_emode_ltv(self, market: str, ltv: int, label: str) -> None:
+        mk = self.book["markets"][market]
+        if self.is_v30(market):
+            from devchain.deploy_v30 import set_emode_category
+
+            set_emode_category(self.chain, mk, ltv, ROLES["pool_admin"], label)
+            return
+        e = mk["emode"]
+        conf = self.chain.contract("PoolConfiguratorInstance", mk["pool_configurator"])
+        self.chain.send(conf.functions.setEModeCategory(e["id"], ltv, e["lt"], e["bonus"], e["label"]),
+                        ROLES["pool_admin"], label=label)
 
     def amount(self, sym: str, value: str | int) -> int:
         if value == "max":
@@ -123,7 +139,6 @@ class ScenarioRunner:
 
     def _setup_accounts(self) -> None:
         c, sc = self.chain, self.sc
-        admin = ROLES["pool_admin"]
         markets = self.book["markets"]
         for label in sc.get("liquidators", []):
             addr = self.a(label)
@@ -135,10 +150,7 @@ class ScenarioRunner:
         # Borrowing close to the liquidation threshold: the governance LTV is raised to LT - 1bp
         # during set-up (on mainnet such positions got there through prices and interest).
         for m, mk in markets.items():
-            e = mk["emode"]
-            conf = c.contract("PoolConfiguratorInstance", mk["pool_configurator"])
-            c.send(conf.functions.setEModeCategory(e["id"], e["lt"] - 1, e["lt"], e["bonus"], e["label"]),
-                   admin, label="raise eMode LTV for set-up")
+            self.set_emode_ltv(m, mk["emode"]["lt"] - 1, "raise eMode LTV for set-up")
         accounts = sc.get("accounts", [])
         self.log(f"setting up {len(accounts)} accounts ...")
         batch = int(sc.get("setup_batch", 0))
@@ -159,10 +171,7 @@ class ScenarioRunner:
             for acct in accounts:
                 self._setup_account(acct)
         for m, mk in markets.items():
-            e = mk["emode"]
-            conf = c.contract("PoolConfiguratorInstance", mk["pool_configurator"])
-            c.send(conf.functions.setEModeCategory(e["id"], e["ltv"], e["lt"], e["bonus"], e["label"]),
-                   admin, label="restore eMode LTV")
+            self.set_emode_ltv(m, mk["emode"]["ltv"], "restore eMode LTV")
 
     def _setup_account(self, acct: dict) -> None:
         c = self.chain
@@ -280,7 +289,7 @@ class ScenarioRunner:
                 c.send(pool.functions.repay(asset, amt, 2, user), user, label=do)
         elif do == "transfer_a_token":
             rd = self.book["markets"][tx["market"]]["reserves"][tx["asset"]]
-            at = c.contract("ATokenInstance", rd["a_token"])
+            at = c.contract("V30AToken" if self.is_v30(tx["market"]) else "ATokenInstance", rd["a_token"])
             c.send(at.functions.transfer(self.a(tx["to"]), self.amount(tx["asset"], tx["amount"])),
                    self.a(tx["from"]), label=do)
         elif do == "set_emode":
