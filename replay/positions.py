@@ -333,6 +333,8 @@ class _PoolMirror:
         self.scaled_d = np.zeros(cap)
         self.collateral = np.zeros(cap, dtype=bool)
         self.emode = np.zeros(1024, dtype=np.int64)
+        self.version = 0  # bumped on every change; the screen's per-user matrices are cached on it
+        self._dense: tuple | None = None
 
     def _user(self, user: str) -> int:
         u = self.user_index.get(user)
@@ -345,6 +347,7 @@ class _PoolMirror:
 
     def set_emode(self, user: str, emode: int) -> None:
         self.emode[self._user(user)] = emode
+        self.version += 1
 
     def set(self, user: str, asset: str, pos: AssetPosition, emode: int) -> None:
         a = self.asset_index.get(asset)
@@ -352,6 +355,7 @@ class _PoolMirror:
             return
         u = self._user(user)
         self.emode[u] = emode
+        self.version += 1
         r = self.row_index.get((u, a))
         if r is None:
             r = self.row_index[(u, a)] = self.n_rows
@@ -378,23 +382,35 @@ class _PoolMirror:
         the liquidation threshold (bps) of asset ``a`` for a user in eMode category ``c``
         (row 0: no eMode). Returns ``(user ids with debt, [hf per price model])``.
         """
-        n = self.n_rows
+        # The price-independent part is cached until the book or the LT table changes: per user with
+        # debt and per asset, the collateral (scaled, times LT, per unit) and the debt (scaled, per
+        # unit). A checkpoint is then two (users x assets) @ (assets x models) products instead of
+        # per-row gathers and bincounts over every row: ~10x faster at a million positions.
+        dense = self._dense
+        if dense is None or dense[0] != self.version or dense[1] is not lt_table:
+            dense = self._dense = (self.version, lt_table, *self._dense_matrices(lt_table))
+        _, _, has_debt, coll, debt = dense
+        per_unit = 1.0 / unit
+        p = np.stack(prices, axis=1)  # assets x price models
+        weighted = coll @ ((income * per_unit)[:, None] * p)
+        owed = debt @ ((debt_index * per_unit)[:, None] * p)
+        out = []
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for m in range(p.shape[1]):
+                out.append(np.where(owed[:, m] > 0, weighted[:, m] / owed[:, m], np.inf))
+        return has_debt, out
+
+    def _dense_matrices(self, lt_table: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n, k = self.n_rows, len(self.assets)
+        n_users = len(self.users)
         users = self.row_user[:n]
         assets = self.row_asset[:n]
-        n_users = len(self.users)
-        coll_units = np.where(self.collateral[:n], self.scaled_a[:n], 0.0) * income[assets] / unit[assets]
-        debt_units = self.scaled_d[:n] * debt_index[assets] / unit[assets]
         cat = self.emode[users]
         cat = np.where(cat < lt_table.shape[0], cat, 0)
         lt = lt_table[cat, assets]
-        debt_any = np.bincount(users, weights=debt_units, minlength=n_users)
-        has_debt = np.nonzero(debt_any > 0)[0]
-        out = []
-        for price in prices:
-            p = price[assets]
-            weighted = np.bincount(users, weights=coll_units * p * lt / 10_000.0, minlength=n_users)
-            debt = np.bincount(users, weights=debt_units * p, minlength=n_users)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                hf = weighted[has_debt] / debt[has_debt]
-            out.append(np.where(debt[has_debt] > 0, hf, np.inf))
-        return has_debt, out
+        flat = users * k + assets
+        coll = np.bincount(flat, weights=np.where(self.collateral[:n], self.scaled_a[:n], 0.0) * lt / 10_000.0,
+                           minlength=n_users * k).reshape(n_users, k)
+        debt = np.bincount(flat, weights=self.scaled_d[:n], minlength=n_users * k).reshape(n_users, k)
+        has_debt = np.nonzero(debt.sum(axis=1) > 0)[0]
+        return has_debt, np.ascontiguousarray(coll[has_debt]), np.ascontiguousarray(debt[has_debt])
