@@ -391,14 +391,13 @@ class _PoolMirror:
             dense = self._dense = (self.version, lt_table, *self._dense_matrices(lt_table))
         _, _, has_debt, coll, debt = dense
         per_unit = 1.0 / unit
-        p = np.stack(prices, axis=1)  # assets x price models
-        weighted = coll @ ((income * per_unit)[:, None] * p)
-        owed = debt @ ((debt_index * per_unit)[:, None] * p)
-        out = []
+        p = np.stack(prices)  # price models x assets
+        weighted = (p * (income * per_unit)) @ coll  # models x users (coll, debt are assets x users)
+        owed = (p * (debt_index * per_unit)) @ debt
         with np.errstate(divide="ignore", invalid="ignore"):
-            for m in range(p.shape[1]):
-                out.append(np.where(owed[:, m] > 0, weighted[:, m] / owed[:, m], np.inf))
-        return has_debt, out
+            hf = weighted / owed
+        hf[~(owed > 0)] = np.inf
+        return has_debt, list(hf)
 
     def _dense_matrices(self, lt_table: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n, k = self.n_rows, len(self.assets)
@@ -413,4 +412,4 @@ class _PoolMirror:
                            minlength=n_users * k).reshape(n_users, k)
         debt = np.bincount(flat, weights=self.scaled_d[:n], minlength=n_users * k).reshape(n_users, k)
         has_debt = np.nonzero(debt.sum(axis=1) > 0)[0]
-        return has_debt, np.ascontiguousarray(coll[has_debt]), np.ascontiguousarray(debt[has_debt])
+        return has_debt, np.ascontiguousarray(coll[has_debt].T), np.ascontiguousarray(debt[has_debt].T)
