@@ -218,7 +218,7 @@ def _q(text: str) -> str:
     The indentation of the first line is taken off every line that has it, so text interpolated
     without indentation (a join built elsewhere) does not stop the rest from being dedented.
     """
-    lines = text.strip("\n").splitlines()
+    lines = text.rstrip().lstrip("\n").splitlines()
     first = next((line for line in lines if line.strip()), "")
     n = len(first) - len(first.lstrip(" "))
     return "\n".join((line[n:] if line[:n].strip() == "" else line).rstrip() for line in lines)
@@ -708,7 +708,7 @@ class _Builder:
                   AND {wrong}
                 ORDER BY {v('block_number')}, {v('transaction_index')}, {v('log_index')}
                 LIMIT 1
-            """, note="prices in base currency units (1e8 = 1 USD)"))
+            """, note="the SQL gives prices in base currency units (1e8 = 1 USD)"))
         p = self.cols.get("price_path")
         if p is None or mispriced is None:
             return

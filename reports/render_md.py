@@ -77,23 +77,25 @@ def render_md(m: ReportModel) -> str:
             + (f" + {fmt.eth(t['goodwill_wei'], 6)} goodwill" if t["goodwill_wei"] else "")
             + "). The exact list, to the wei, is `reimbursements.csv`.", ""]
     cmp_rows = {c["user"]: c for c in m.comparison.rows} if m.comparison else {}
+    goodwill = any(x["goodwill_wei"] for x in r.rows)
     headers = ["#", "borrower", "markets", "liquidations", "oracle loss (ETH)", "of which on the fee (ETH)",
-               "bonus loss (ETH)", "goodwill (ETH)", "owed (ETH)"]
+               "bonus loss (ETH)"] + (["goodwill (ETH)"] if goodwill else []) + ["owed (ETH)"]
     if m.comparison:
         headers += ["paid (ETH)", "paid − owed (ETH)", "status"]
     rows = []
     for i, x in enumerate(r.rows, start=1):
         row = [i, f"`{x['user']}`", x["markets"], x["liquidations"],
                fmt.exact_units(x["oracle_loss_wei"] + x["fee_oracle_loss_wei"], 18),
-               fmt.exact_units(x["fee_oracle_loss_wei"], 18), fmt.exact_units(x["bonus_loss_wei"], 18),
-               fmt.exact_units(x["goodwill_wei"], 18),
-               fmt.exact_units(x["total_wei"], 18)]
+               fmt.exact_units(x["fee_oracle_loss_wei"], 18), fmt.exact_units(x["bonus_loss_wei"], 18)]
+        row += [fmt.exact_units(x["goodwill_wei"], 18)] if goodwill else []
+        row.append(fmt.exact_units(x["total_wei"], 18))
         if m.comparison:
             c = cmp_rows.get(x["user"], {})
             row += [None if c.get("paid_wei") is None else fmt.exact_units(c["paid_wei"], 18),
                     fmt.exact_units(c.get("difference_wei", 0), 18), c.get("status")]
         rows.append(row)
-    out += [_table(headers, rows, {0, 3, 4, 5, 6, 7, 8, 9, 10}) if rows else "Nobody is owed anything under this policy.", "",
+    out += [_table(headers, rows, {i for i, h in enumerate(headers) if i == 0 or "(ETH)" in h or h == "liquidations"})
+            if rows else "Nobody is owed anything under this policy.", "",
             _sql(r.inputs.sql, "per liquidation in scope (the policy is applied to these rows)"), "",
             _sql(r.chain_sql, "per borrower at the chain's prices"), ""]
     if m.comparison:

@@ -15,6 +15,7 @@ from postmortem.cli import cli
 
 from test_reports_policy import A, B, HAND_A, HAND_B, hand_specs
 from test_reports_synthetic import INCIDENT, build_warehouse
+from test_reports_synthetic import documented_schemas  # noqa: F401  (autouse fixture)
 
 
 @pytest.fixture(scope="module")

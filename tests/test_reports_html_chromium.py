@@ -17,6 +17,7 @@ import pytest
 from reports.api import write_report
 
 from test_reports_synthetic import INCIDENT, build_warehouse
+from test_reports_synthetic import documented_schemas  # noqa: F401  (autouse fixture)
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"

@@ -16,6 +16,7 @@ from reports.model import COLUMNS, build_model, input_digest
 
 from test_reports_synthetic import (CHAIN, FIRST_BLOCK, INCIDENT, LAST_BLOCK, MISPRICED_FROM, MISPRICED_TO, RUN, WSTETH,
                                     L, U, build_warehouse, default_specs, documented, reimbursable_wei, verdict_row)
+from test_reports_synthetic import documented_schemas  # noqa: F401  (autouse fixture)
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from reports.render_csv import render_comparison_csv, render_csv
 
 from test_reports_model import as_text, sql_rows
 from test_reports_synthetic import CBETH, ETH, INCIDENT, MISPRICED_FROM, Liq, U, L, build_warehouse
+from test_reports_synthetic import documented_schemas  # noqa: F401  (autouse fixture)
 
 A, B, C, D = U[0], U[1], U[2], U[3]
 

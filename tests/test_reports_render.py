@@ -22,6 +22,7 @@ from reports.render_json import render_json
 from reports.render_md import render_md
 
 from test_reports_synthetic import INCIDENT, build_warehouse, reimbursable_wei
+from test_reports_synthetic import documented_schemas  # noqa: F401  (autouse fixture)
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -20,15 +20,15 @@ from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 
+import contextlib
+
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
-import replay.tables as replay_tables
 from ingest import tables as ingest_tables
 from postmortem import schema_docs
 from postmortem.warehouse import Warehouse
-
-ingest_tables.register_docs()  # the documented schemas every ingest writes
 
 CHAIN = 1
 INCIDENT = "synthetic-wsteth-capo"
@@ -56,6 +56,33 @@ LAST_BLOCK = 24_626_890
 T0 = 1_773_143_051  # timestamp of FIRST_BLOCK
 WAD = 10**18
 ETH = 10**18
+
+
+@contextlib.contextmanager
+def documented_tables():
+    """The ingest's and the replay's documented schemas registered, and the registry as it was afterwards.
+
+    The registry is process-wide: left registered, the replay's ``verdicts`` would refuse the toy
+    tables other test modules write under that name.
+    """
+    saved = dict(schema_docs._REGISTRY)
+    import replay.tables as replay_tables  # registers on first import
+
+    ingest_tables.register_docs()
+    for doc in replay_tables.TABLES.values():
+        schema_docs._REGISTRY[doc.name] = doc
+    try:
+        yield replay_tables
+    finally:
+        schema_docs._REGISTRY.clear()
+        schema_docs._REGISTRY.update(saved)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def documented_schemas():
+    """Autouse in every report test module that imports it (module scope: before its warehouses are built)."""
+    with documented_tables() as replay_tables:
+        yield replay_tables
 
 
 def ts(block: int) -> int:
@@ -306,7 +333,8 @@ def test_synthetic_rows_follow_the_replay_split():
     assert abs(Fraction(CAPPED_PRICE, TRUE_PRICE) - 1 + Fraction(284, 10_000)) < Fraction(1, 10_000)
 
 
-def test_build_warehouse_writes_the_documented_tables(tmp_path):
+def test_build_warehouse_writes_the_documented_tables(tmp_path, documented_schemas):
+    replay_tables = documented_schemas
     syn = build_warehouse(tmp_path / "w")
     wh = Warehouse(syn.root)
     assert {r.dataset for r in wh.records()} == {"blocks", "liquidations", "markets", "reserves", "verdicts",
