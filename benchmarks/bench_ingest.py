@@ -162,9 +162,9 @@ def main() -> int:
         try:
             markets = discovery.discover(client, pools, end)
             contracts = discovery.log_addresses(markets)
-            # The range starts one block after the first aToken mint: ingest's start snapshot at
-            # ``from_block - 1`` must hold at least one position (with none, ``positions_at_start``
-            # comes out with null-typed columns that the warehouse refuses; reported, not fixed here).
+            # The range starts one block after the first aToken mint, as when the published figures
+            # were measured (ingest then refused an empty start snapshot; fixed since), so that new
+            # runs stay comparable with them.
             a_tokens = [r["a_token"] for m in markets for r in m.reserves]
             first = fetch_logs(client, addresses=a_tokens, topics=[TRANSFER_TOPIC],
                                from_block=s["deploy_block"] + 1, to_block=end)
