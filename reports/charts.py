@@ -274,6 +274,8 @@ def hf_chart(items: list[HFItem], *, chart_id: str, title: str, width: int = 760
     if not items:
         svg.text(width / 2, top + plot_h / 2, "no liquidations", anchor="middle", fill=MUTED)
         return svg.render()
+    items = [HFItem(it.label, it.reported if not math.isnan(it.reported) else math.inf,
+                    it.true if not math.isnan(it.true) else math.inf, it.verdict, it.tooltip) for it in items]
     finite = [v for it in items for v in (it.reported, it.true) if math.isfinite(v)]
     vmin, vmax = min(finite + [1.0]), max(finite + [1.0])
     vmin, vmax = max(0.0, vmin), min(vmax, 3.0)  # an HF of 1e59 (no debt) would flatten everything else

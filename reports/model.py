@@ -1178,7 +1178,7 @@ class _Builder:
         rpc: set[str] = set()
         replay_params: dict = {}
         for r in runs:
-            params = _loads(r.get("params"))
+            params = _redacted(_loads(r.get("params")))
             r["params"] = params
             # Run records hold URLs already redacted by their writer; redact again so nothing slips through.
             r["rpc"] = sorted({redact_url(val) for key, val in _walk(params)
@@ -1265,6 +1265,18 @@ def _loads(text: Any) -> Any:
         return json.loads(text)
     except ValueError:
         return text
+
+
+def _redacted(obj: Any) -> Any:
+    """``obj`` with every URL-like string passed through ``redact_url`` (run records are redacted by their
+    writer already; a report is published, so it checks again)."""
+    if isinstance(obj, dict):
+        return {k: _redacted(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_redacted(v) for v in obj]
+    if isinstance(obj, str) and "://" in obj:
+        return redact_url(obj)
+    return obj
 
 
 def _walk(obj: Any, prefix: str = ""):

@@ -136,9 +136,10 @@ def _liq_tooltip(i: int, r: dict) -> str:
 
 
 def _hf_float(v: int | None) -> float:
-    if v is None:
-        return float("nan")
-    return float("inf") if v >= 2**255 else v / 1e18
+    # The replay stores NULL for a health factor above 1e20 (no debt): off the top of the chart.
+    if v is None or v >= 2**255:
+        return float("inf")
+    return v / 1e18
 
 
 def chart_sections(m: ReportModel) -> list[tuple[str, str, str, str, list[tuple[str, str]]]]:

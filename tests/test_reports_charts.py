@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import xml.etree.ElementTree as ET
 
 from reports import charts, fmt
@@ -50,12 +51,14 @@ def test_price_chart_zoom_keeps_the_value_in_force_at_its_left_edge():
 def test_hf_chart_marks_both_prices_and_the_threshold():
     items = [charts.HFItem("1", 0.985, 1.017, "wrongly_eligible", "a"),
              charts.HFItem("2", 0.95, 0.98, "eligible_anyway", "b"),
-             charts.HFItem("3", float("inf"), 1.2, "anomaly", "c")]
+             charts.HFItem("3", float("inf"), 1.2, "anomaly", "c"),
+             charts.HFItem("4", float("nan"), 1.1, "anomaly", "d")]
     svg = charts.hf_chart(items, chart_id="h", title="hf")
     root = parse(svg)
     assert "HF = 1" in svg
-    assert len([c for c in root.iter(f"{NS}circle") if c.find(f"{NS}title") is not None]) == 3
-    assert len([p for p in root.iter(f"{NS}polygon") if p.find(f"{NS}title") is not None]) == 3
+    assert len([c for c in root.iter(f"{NS}circle") if c.find(f"{NS}title") is not None]) == 4
+    assert len([p for p in root.iter(f"{NS}polygon") if p.find(f"{NS}title") is not None]) == 4
+    assert not re.search(r'[="\s,](-?nan|-?inf)\b', svg)
     for el in root.iter():
         for attr in ("x", "y", "cx", "cy", "x1", "y1", "x2", "y2", "width", "height"):
             if el.get(attr) is not None:

@@ -15,6 +15,7 @@ import pytest
 
 import postmortem.paths
 from postmortem.errors import PostmortemError
+from postmortem.warehouse import Warehouse
 from reports.api import FILE_NAMES, parse_formats, write_report
 from reports.model import build_model
 from reports.render_html import render_html
@@ -129,6 +130,23 @@ def test_nothing_leaks_the_rpc_key(written, syn):
     for path in written.values():
         assert "SECRETKEY" not in path.read_text()
     assert "eth-mainnet.g.alchemy.com" in written["json"].read_text()  # the host is provenance
+
+
+def test_a_key_left_in_a_run_record_is_redacted_again(tmp_path):
+    """Even if a writer recorded a URL with its key, the report publishes it redacted."""
+    import json as _json
+
+    syn = build_warehouse(tmp_path / "w")
+    runs = syn.root / "runs.jsonl"
+    lines = [_json.loads(x) for x in runs.read_text().splitlines()]
+    lines[0]["params"]["rpc_url"] = "https://mainnet.infura.io/v3/0123456789abcdef0123456789abcdef"
+    runs.write_text("".join(_json.dumps(x) + "\n" for x in lines))
+    Warehouse(syn.root).refresh_catalog()
+    paths = write_report(syn.root, INCIDENT, tmp_path / "out")
+    for path in paths.values():
+        text = path.read_text()
+        assert "0123456789abcdef0123456789abcdef" not in text
+    assert "https://mainnet.infura.io/v3/***" in paths["json"].read_text()
 
 
 def test_renderers_agree_on_the_headline(syn):
