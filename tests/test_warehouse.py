@@ -417,22 +417,22 @@ def test_write_output_adds_keys_and_provenance(wh):
     inputs = wh.input_hashes(1, ["logs"], 0, 100)
     assert list(inputs) == ["1/logs/1__logs__000000000_to_000000009.parquet"]
     verdicts = pa.table({"user": ["0x01", "0x02"], "loss_wei": pa.array([MAX_DEC, Decimal(5)], pa.decimal128(38, 0))})
-    rec = wh.write_output(1, "verdicts", "devchain-x", "run1", verdicts, {"params": {"model": "true"}, "inputs": inputs})
-    assert rec.path == "1/outputs/verdicts/devchain-x__run1.parquet"
+    rec = wh.write_output(1, "toy_losses", "devchain-x", "run1", verdicts, {"params": {"model": "true"}, "inputs": inputs})
+    assert rec.path == "1/outputs/toy_losses/devchain-x__run1.parquet"
     assert rec.meta["inputs"] == inputs and rec.meta["tool_version"]
-    wh.write_output(1, "verdicts", "devchain-x", "run2", verdicts, {})
+    wh.write_output(1, "toy_losses", "devchain-x", "run2", verdicts, {})
     wh.refresh_catalog()
-    assert query(wh, "SELECT run_id, count(*), max(loss_wei)::VARCHAR FROM verdicts GROUP BY run_id ORDER BY 1") == [
+    assert query(wh, "SELECT run_id, count(*), max(loss_wei)::VARCHAR FROM toy_losses GROUP BY run_id ORDER BY 1") == [
         ("run1", 2, str(MAX_DEC)), ("run2", 2, str(MAX_DEC))]
     meta = json.loads(query(wh, "SELECT meta FROM warehouse_files WHERE run_id = 'run1'")[0][0])
     assert meta["params"] == {"model": "true"}
-    assert [r.run_id for r in wh.outputs(1, "verdicts", "devchain-x")] == ["run1", "run2"]
+    assert [r.run_id for r in wh.outputs(1, "toy_losses", "devchain-x")] == ["run1", "run2"]
 
     bad = verdicts.append_column("run_id", pa.array(["other", "run3"]))
     with pytest.raises(PostmortemError, match="run_id column holds"):
-        wh.write_output(1, "verdicts", "devchain-x", "run3", bad, {})
+        wh.write_output(1, "toy_losses", "devchain-x", "run3", bad, {})
     with pytest.raises(PostmortemError, match="run id"):
-        wh.write_output(1, "verdicts", "devchain-x", "a__b", verdicts, {})
+        wh.write_output(1, "toy_losses", "devchain-x", "a__b", verdicts, {})
     with pytest.raises(PostmortemError, match="already holds chunk files"):
         wh.write_output(1, "logs", "devchain-x", "run1", verdicts, {})
 
