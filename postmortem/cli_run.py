@@ -19,14 +19,16 @@ def run_incident(incident: str, rpc_url: str, warehouse: Path, *, from_block=Non
     from ingest.pipeline import ingest
     from postmortem.incidents import load_incident
     from replay.engine import replay
-    from reports.api import write_report
+    from reports.api import build_and_write
+    from reports.text import headline
 
     inc = load_incident(incident, devchain_dir=devchain_dir)
     ingested = ingest(rpc_url, incident=inc, from_block=from_block, to_block=to_block, warehouse=warehouse,
                       requests_per_second=requests_per_second, progress=progress)
     replayed = replay(warehouse, incident, devchain_dir=devchain_dir)
-    paths = write_report(warehouse, incident, out_dir=out_dir)
-    return {"ingest": ingested, "replay": replayed, "report": {k: str(v) for k, v in paths.items()}}
+    model, paths = build_and_write(warehouse, incident, out_dir=out_dir)
+    return {"ingest": ingested, "replay": replayed, "report": {k: str(v) for k, v in paths.items()},
+            "headline": headline(model)}
 
 
 @cli.command("run")
@@ -54,14 +56,17 @@ def _eth(wei) -> str:
 
 
 def _print_headline(out: dict) -> None:
+    for sentence in out.get("headline", []):
+        click.echo(click.wrap_text(sentence, width=100, preserve_paragraphs=True))
+    click.echo("")
     rep = out.get("replay") or {}
     verdicts = rep.get("verdicts", {})
     click.echo(f"  liquidations: {rep.get('liquidations', 0)} "
                f"({verdicts.get('wrongly_eligible', 0)} wrongly eligible, {verdicts.get('eligible_anyway', 0)} eligible anyway, "
                f"{verdicts.get('anomaly', 0)} anomalies)")
-    click.echo(f"  borrowers' oracle loss: {_eth(rep.get('oracle_loss_eth_wei', 0))}; "
-               f"bonus loss: {_eth(rep.get('bonus_loss_eth_wei', 0))}; "
-               f"reimbursable: {_eth(rep.get('reimbursable_eth_wei', 0))}")
+    click.echo(f"  over all liquidations: oracle loss {_eth(rep.get('oracle_loss_eth_wei', 0))}, "
+               f"bonus {_eth(rep.get('bonus_loss_eth_wei', 0))}; "
+               f"reimbursable at the chain's prices: {_eth(rep.get('reimbursable_eth_wei', 0))}")
     click.echo(f"  positions wrongly eligible but not liquidated: {rep.get('at_risk', 0)}")
     for fmt, path in sorted(out["report"].items()):
         click.echo(f"  report ({fmt}): {path}")
