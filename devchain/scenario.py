@@ -25,7 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from eth_utils import keccak, to_checksum_address
+from eth_utils import keccak
 
 from devchain.chain import Chain, ScenarioTxFailed, address_for
 from devchain.deploy import ROLES, deploy_world, merge_world, units

@@ -43,8 +43,8 @@ for _name, _what in (
 ):
     _LOSS += [
         col(f"{_name}_base", DEC, f"{_what}; floored", UNIT_BASE),
-        col(f"{_name}_collateral", DEC, f"The same in collateral tokens; floored", UNIT_COLL),
-        col(f"{_name}_eth_wei", DEC, f"The same in ETH; floored (NULL without an ETH reserve)", UNIT_ETH_WEI),
+        col(f"{_name}_collateral", DEC, "The same in collateral tokens; floored", UNIT_COLL),
+        col(f"{_name}_eth_wei", DEC, "The same in ETH; floored (NULL without an ETH reserve)", UNIT_ETH_WEI),
     ]
 
 TABLES = {
