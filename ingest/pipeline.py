@@ -236,15 +236,16 @@ def _run(client: RpcClient, wh: Warehouse, plan: IngestPlan, chunk_size: int, pr
         _write(wh, chain, "positions_at_start", start_block, start_block,
                snapshots.positions(client, markets, holders, start_block))
 
-    # -- reorg check on completed chunks ----------------------------------------------------
+    # -- reorg check on completed chunks (one batch of headers) ----------------------------
     chunks = _chunks(a, b, chunk_size)
-    done = []
+    complete = []
     for s, e in chunks:
         rec = wh.record_for(chain, "logs", s, e)
-        if rec is None or not wh.is_complete(chain, "logs", s, e):
-            continue
-        recorded = (rec.meta or {}).get("end_block_hash")
-        now = client.call("eth_getBlockByNumber", [hex(e), False])
+        if rec is not None and wh.is_complete(chain, "logs", s, e):
+            complete.append((s, e, (rec.meta or {}).get("end_block_hash")))
+    headers = client.map_batched([("eth_getBlockByNumber", [hex(e), False]) for _, e, _ in complete])
+    done = []
+    for (s, e, recorded), now in zip(complete, headers):
         if recorded and now and now["hash"] != recorded:
             for ds in _chunk_datasets():
                 wh.invalidate(chain, ds, s, e, reason=f"reorg: block {e} hash changed")
