@@ -58,13 +58,8 @@ class IngestPlan:
 
 def _plan(client: RpcClient, *, incident: Incident | None, pools: list[str] | None, from_block, to_block,
           users_since, price_grid, allow_unfinalized: bool) -> IngestPlan:
-    chain_id = int(client.call("eth_chainId", []), 16)
+    # Everything that can be checked without the node is checked first.
     if incident is not None:
-        if chain_id != incident.chain_id:
-            raise PostmortemError(
-                f"the RPC URL serves chain {chain_id} but incident {incident.id} is on chain {incident.chain_id}; "
-                "point --rpc-url at a node of that chain"
-            )
         pool_map = dict(incident.pools)
         from_block = incident.from_block if from_block is None else from_block
         to_block = incident.to_block if to_block is None else to_block
@@ -87,6 +82,13 @@ def _plan(client: RpcClient, *, incident: Incident | None, pools: list[str] | No
         raise PostmortemError("block numbers start at 1; give --from-block and --to-block of 1 or more")
     if from_block > to_block:
         raise PostmortemError(f"--from-block {from_block} is after --to-block {to_block}; swap them")
+
+    chain_id = int(client.call("eth_chainId", []), 16)
+    if incident is not None and chain_id != incident.chain_id:
+        raise PostmortemError(
+            f"the RPC URL serves chain {chain_id} but incident {incident.id} is on chain {incident.chain_id}; "
+            "point --rpc-url at a node of that chain"
+        )
     head = int(client.call("eth_blockNumber", []), 16)
     if to_block > head:
         raise PostmortemError(f"--to-block {to_block} is past the node's latest block {head}; lower it")
