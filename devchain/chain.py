@@ -7,13 +7,18 @@ errors of Aave's ``Errors`` library and of the project's own contracts.
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import requests
+from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
+from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError
 
@@ -56,6 +61,51 @@ class Artifacts:
         return out
 
 
+_SIMPLE_TYPE = re.compile(r"^(address|bool|string|bytes\d*|u?int\d*)(\[\])?$")
+
+
+def _calldata(fn) -> str:
+    """Calldata of a web3 contract call; eth_abi directly for plain argument types (web3's own
+    encoder costs milliseconds a call, which set-up of thousands of accounts feels)."""
+    types = [i["type"] for i in fn.abi["inputs"]]
+    if not all(_SIMPLE_TYPE.match(t) for t in types):
+        return fn._encode_transaction_data()
+    sig = f"{fn.abi['name']}({','.join(types)})"
+    sel = _SELECTORS.get(sig)
+    if sel is None:
+        sel = _SELECTORS[sig] = keccak(text=sig)[:4]
+    return "0x" + (sel + abi_encode(types, list(fn.args))).hex()
+
+
+_SELECTORS: dict[str, bytes] = {}
+
+
+@dataclass(frozen=True)
+class Log:
+    address: str
+    topics: tuple
+    data: bytes
+    logIndex: int
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """The fields of a receipt the scenario engine reads (attribute names as web3's)."""
+
+    transactionHash: str
+    blockNumber: int
+    transactionIndex: int
+    status: int
+    logs: tuple
+
+    @classmethod
+    def from_rpc(cls, r: dict) -> "Receipt":
+        logs = tuple(Log(lg["address"], tuple(HexBytes(t) for t in lg["topics"]), bytes.fromhex(lg["data"][2:]),
+                         int(lg["logIndex"], 16)) for lg in r["logs"])
+        return cls(r["transactionHash"], int(r["blockNumber"], 16), int(r["transactionIndex"], 16),
+                   int(r["status"], 16), logs)
+
+
 @dataclass
 class Chain:
     url: str
@@ -63,15 +113,22 @@ class Chain:
     w3: Web3 = field(init=False)
     libraries: dict[str, str] = field(default_factory=dict)
     _batching: bool = field(default=False, init=False)
+    _by_sender: dict | None = field(default=None, init=False)
     _pending: list[tuple[str, str]] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
         self.w3 = Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 120}))
+        # Scenarios send thousands of calls: a plain session (no proxy look-up from the
+        # environment on every request, no web3 middleware) keeps set-up fast.
+        self._session = requests.Session()
+        self._session.trust_env = False
+        self._ids = itertools.count(1)
         self.rpc("anvil_autoImpersonateAccount", [True])
 
     # -- raw RPC -------------------------------------------------------------------------
     def rpc(self, method: str, params: list | None = None) -> Any:
-        resp = self.w3.provider.make_request(method, params or [])
+        body = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params or []}
+        resp = self._session.post(self.url, json=body, timeout=120).json()
         if "error" in resp:
             raise PostmortemError(f"node refused {method}: {resp['error'].get('message')}")
         return resp.get("result")
@@ -141,8 +198,11 @@ class Chain:
         tx = {"from": to_checksum_address(sender), "gas": gas, "value": value}
         if self._batching:
             # Straight to the node: no fee or nonce look-ups per transaction (anvil fills them).
-            raw = {"from": tx["from"], "to": fn.address, "data": fn._encode_transaction_data(),
+            raw = {"from": tx["from"], "to": fn.address, "data": _calldata(fn),
                    "gas": hex(gas), "value": hex(value)}
+            if self._by_sender is not None:
+                self._by_sender.setdefault(raw["from"], []).append((raw, label))
+                return None
             tx_hash = self.rpc("eth_sendTransaction", [raw])
             self._pending.append((tx_hash, label))
             return tx_hash
@@ -160,14 +220,37 @@ class Chain:
         text = value.hex() if isinstance(value, (bytes, bytearray)) else str(value)
         return (text if text.startswith("0x") else "0x" + text).lower()
 
-    def begin_batch(self) -> None:
-        """Queue transactions into one block: automine off, FIFO order (anvil --order fifo)."""
+    def begin_batch(self, *, independent_senders: bool = False) -> None:
+        """Queue transactions into one block: automine off, FIFO order (anvil --order fifo).
+
+        ``independent_senders``: the senders' transactions do not depend on each other (set-up
+        of many accounts), so each sender keeps its own order but the senders are interleaved:
+        one JSON-RPC batch carries the next transaction of every sender.
+        """
         self.rpc("evm_setAutomine", [False])
         self._batching = True
         self._pending = []
+        self._by_sender = {} if independent_senders else None
+
+    def _flush_by_sender(self) -> None:
+        queues = list((self._by_sender or {}).values())
+        self._by_sender = None
+        for rnd in range(max((len(q) for q in queues), default=0)):
+            wave = [q[rnd] for q in queues if rnd < len(q)]
+            for i in range(0, len(wave), 200):
+                part = wave[i : i + 200]
+                body = [{"jsonrpc": "2.0", "id": k, "method": "eth_sendTransaction", "params": [raw]}
+                        for k, (raw, _label) in enumerate(part)]
+                answers = {a["id"]: a for a in self._session.post(self.url, json=body, timeout=300).json()}
+                for k, (_raw, label) in enumerate(part):
+                    a = answers.get(k, {})
+                    if "error" in a or "result" not in a:
+                        raise ScenarioTxFailed(f"{label or 'transaction'} was refused: {a.get('error')}")
+                    self._pending.append((a["result"], label))
 
     def mine_batch(self, timestamp: int | None = None) -> list[dict]:
         """Mine the queued transactions into one block; returns their receipts in order."""
+        self._flush_by_sender()
         if timestamp is not None:
             self.set_next_timestamp(timestamp)
         self.rpc("evm_mine", [])
@@ -178,8 +261,8 @@ class Chain:
         number = self.block_number
         hashes = {h.lower() for h, _ in self._pending}
         while hashes - set(by_hash) and number >= 0:
-            for r in self.w3.eth.get_block_receipts(number):
-                by_hash[self._hex(r.transactionHash)] = r
+            for r in self.rpc("eth_getBlockReceipts", [hex(number)]) or []:
+                by_hash[r["transactionHash"].lower()] = Receipt.from_rpc(r)
             number -= 1
         missing = [h for h, _ in self._pending if h.lower() not in by_hash]
         if missing:

@@ -155,18 +155,23 @@ class ScenarioRunner:
         self.log(f"setting up {len(accounts)} accounts ...")
         batch = int(sc.get("setup_batch", 0))
         if batch:
-            # Explicitly sized accounts can be set up many to a block (the scale scenario).
-            for i in range(0, len(accounts), batch):
-                for acct in accounts[i:i + batch]:
+            # Explicitly sized accounts can be set up many to a block (the scale scenario). Lenders
+            # go first, on their own, so borrowers find liquidity; the others are independent.
+            lenders = [a for a in accounts if a.get("role") == "lender"]
+            for acct in lenders:
+                self._setup_account(acct)
+            others = [a for a in accounts if a.get("role") != "lender"]
+            for i in range(0, len(others), batch):
+                for acct in others[i:i + batch]:
                     c.fund(self.a(acct["label"]), 100)
-                c.begin_batch()
-                for acct in accounts[i:i + batch]:
+                c.begin_batch(independent_senders=True)
+                for acct in others[i:i + batch]:
                     self._setup_account(acct)
                 for r in c.mine_batch():
                     if r.status != 1:
                         raise ScenarioTxFailed(f"set-up transaction reverted in block {r.blockNumber}")
                 if self.progress and (i // batch) % 10 == 0:
-                    self.log(f"  {min(i + batch, len(accounts))}/{len(accounts)} accounts")
+                    self.log(f"  {min(i + batch, len(others))}/{len(others)} accounts")
         else:
             for acct in accounts:
                 self._setup_account(acct)
