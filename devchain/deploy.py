@@ -127,6 +127,27 @@ def deploy_capo_adapter(chain: Chain, world: dict, book: dict, acl: str) -> None
     book["feeds"]["wsteth_capo"] = adapter.address
 
 
+def configure_reserves(chain: Chain, conf, pool, world: dict, book: dict, assets: list[str], sources: list[str],
+                       admin: str) -> dict:
+    """Risk parameters of every reserve (same calls in v3.0 and v3.6); returns each reserve's
+    tokens as the pool reports them."""
+    fee = world["liquidation_protocol_fee"]
+    reserves = {}
+    for sym in assets:
+        a, tok = world["assets"][sym], book["tokens"][sym]["address"]
+        chain.send(conf.functions.configureReserveAsCollateral(tok, a["ltv"], a["lt"], a["bonus"]), admin,
+                   label=f"configureReserveAsCollateral({sym})")
+        chain.send(conf.functions.setReserveBorrowing(tok, True), admin, label=f"setReserveBorrowing({sym})")
+        chain.send(conf.functions.setReserveFactor(tok, a["reserve_factor"]), admin, label=f"setReserveFactor({sym})")
+        chain.send(conf.functions.setLiquidationProtocolFee(tok, fee), admin, label=f"setLiquidationProtocolFee({sym})")
+        rd = pool.functions.getReserveData(tok).call()
+        reserves[sym] = {"underlying": tok, "a_token": rd[8], "variable_debt_token": rd[10],
+                         "decimals": a["decimals"], "price_source": sources[assets.index(sym)]}
+        if int(rd[9], 16):
+            reserves[sym]["stable_debt_token"] = rd[9]  # v3.0 only
+    return reserves
+
+
 def _deploy_market(chain: Chain, world: dict, book: dict, name: str, m: dict, deploy_capo: bool) -> dict:
     d, admin, risk = ROLES["deployer"], ROLES["pool_admin"], ROLES["risk_admin"]
     out: dict = {"name": name, "revision": "3.6"}
@@ -171,18 +192,7 @@ def _deploy_market(chain: Chain, world: dict, book: dict, name: str, m: dict, de
         ))
     chain.send(conf.functions.initReserves(inputs), admin, gas=60_000_000, label="initReserves")
     pool = chain.contract("PoolInstance", pool_addr)
-    fee = world["liquidation_protocol_fee"]
-    reserves = {}
-    for sym in assets:
-        a, tok = world["assets"][sym], book["tokens"][sym]["address"]
-        chain.send(conf.functions.configureReserveAsCollateral(tok, a["ltv"], a["lt"], a["bonus"]), admin,
-                   label=f"configureReserveAsCollateral({sym})")
-        chain.send(conf.functions.setReserveBorrowing(tok, True), admin, label=f"setReserveBorrowing({sym})")
-        chain.send(conf.functions.setReserveFactor(tok, a["reserve_factor"]), admin, label=f"setReserveFactor({sym})")
-        chain.send(conf.functions.setLiquidationProtocolFee(tok, fee), admin, label=f"setLiquidationProtocolFee({sym})")
-        rd = pool.functions.getReserveData(tok).call()
-        reserves[sym] = {"underlying": tok, "a_token": rd[8], "variable_debt_token": rd[10],
-                         "decimals": a["decimals"], "price_source": sources[assets.index(sym)]}
+    reserves = configure_reserves(chain, conf, pool, world, book, assets, sources, admin)
     e = m["emode"]
     chain.send(conf.functions.setEModeCategory(e["id"], e["ltv"], e["lt"], e["bonus"], e["label"]), admin,
                label="setEModeCategory")

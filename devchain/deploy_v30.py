@@ -49,7 +49,7 @@ def load_artifacts(directory: Path = ARTIFACTS_DIR) -> dict[str, dict]:
 
 
 def deploy_market(chain: Chain, world: dict, book: dict, market: str, m: dict, deploy_capo: bool) -> dict:
-    from devchain.deploy import ROLES, ZERO, deploy_capo_adapter
+    from devchain.deploy import ROLES, ZERO, configure_reserves, deploy_capo_adapter
 
     if name("Pool") not in chain.artifacts.contracts:
         chain.artifacts.contracts.update(load_artifacts())
@@ -102,19 +102,9 @@ def deploy_market(chain: Chain, world: dict, book: dict, market: str, m: dict, d
         ))
     chain.send(conf.functions.initReserves(inputs), admin, gas=60_000_000, label="initReserves")
     pool = chain.contract(name("Pool"), pool_addr)
-    fee = world["liquidation_protocol_fee"]
-    reserves = {}
+    reserves = configure_reserves(chain, conf, pool, world, book, assets, sources, admin)
     for sym in assets:
-        a, tok = world["assets"][sym], book["tokens"][sym]["address"]
-        chain.send(conf.functions.configureReserveAsCollateral(tok, a["ltv"], a["lt"], a["bonus"]), admin,
-                   label=f"configureReserveAsCollateral({sym})")
-        chain.send(conf.functions.setReserveBorrowing(tok, True), admin, label=f"setReserveBorrowing({sym})")
-        chain.send(conf.functions.setReserveFactor(tok, a["reserve_factor"]), admin, label=f"setReserveFactor({sym})")
-        chain.send(conf.functions.setLiquidationProtocolFee(tok, fee), admin, label=f"setLiquidationProtocolFee({sym})")
-        rd = pool.functions.getReserveData(tok).call()
-        reserves[sym] = {"underlying": tok, "a_token": rd[8], "stable_debt_token": rd[9], "variable_debt_token": rd[10],
-                         "decimals": a["decimals"], "price_source": sources[assets.index(sym)],
-                         "interest_rate_strategy": strategies[sym]}
+        reserves[sym]["interest_rate_strategy"] = strategies[sym]
     e = m["emode"]
     # v3.0: one category per asset, for collateral and borrowing alike; no category price source.
     members = list(dict.fromkeys(e["collateral"] + e["borrowable"]))

@@ -38,6 +38,18 @@ def _start(tmp_path_factory, scenario: str, **params) -> Devchain:
     return Devchain(node, directory, out)
 
 
+@pytest.fixture(scope="module")
+def node():
+    """A plain anvil (no contracts) for one test module: RPC client, range and proxy tests."""
+    from devchain.node import start_anvil
+
+    n = start_anvil()
+    try:
+        yield n
+    finally:
+        n.stop()
+
+
 @pytest.fixture(scope="session")
 def incident_chain(tmp_path_factory):
     """The 2026-03-10 wstETH incident reproduced on anvil (read-only for tests)."""

@@ -23,15 +23,6 @@ from devchain.node import start_anvil
 
 
 @pytest.fixture(scope="module")
-def node():
-    n = start_anvil()
-    try:
-        yield n
-    finally:
-        n.stop()
-
-
-@pytest.fixture(scope="module")
 def chain(node):
     return build_log_chain(node.url, seed=3, txs=40)
 

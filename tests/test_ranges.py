@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from devchain.faultproxy import FaultProxy, build_log_chain, range_cap_error, result_cap_error
-from devchain.node import start_anvil
 from ingest.ranges import (
     FATAL,
     RATE_LIMIT,
@@ -123,15 +122,6 @@ def test_width_and_cap_parsers():
 
 
 # -- the walk, through a real proxy over a real node ------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def node():
-    n = start_anvil()
-    try:
-        yield n
-    finally:
-        n.stop()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from devchain.faultproxy import FaultProxy, build_log_chain
-from devchain.node import free_port, start_anvil
+from devchain.node import free_port
 from ingest.rpc import (
     ArchiveStateError,
     RateLimiter,
@@ -46,15 +46,6 @@ class FakeTime:
         with self._lock:
             self.sleeps.append(seconds)
             self.now += seconds
-
-
-@pytest.fixture(scope="module")
-def node():
-    n = start_anvil()
-    try:
-        yield n
-    finally:
-        n.stop()
 
 
 @pytest.fixture(scope="module")
