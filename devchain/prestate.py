@@ -107,3 +107,33 @@ def account_data_at(w3: Web3, block: int | str, pool: str, user: str, state_over
 def price_override(source: str, price: int) -> dict:
     """A state override that makes the price source at ``source`` answer ``price``."""
     return {Web3.to_checksum_address(source): {"code": constant_price_code(price)}}
+
+
+WAD = 10**18
+LATEST_ANSWER = keccak(text="latestAnswer()")[:4]
+GET_POOLED_ETH_BY_SHARES = keccak(text="getPooledEthByShares(uint256)")[:4]
+
+
+def _call_uint(w3: Web3, to: str, data: bytes, block: int, signed: bool = False) -> int:
+    raw = w3.eth.call({"to": Web3.to_checksum_address(to), "data": "0x" + data.hex()}, block)
+    return decode(["int256" if signed else "uint256"], raw)[0]
+
+
+def true_wsteth_price(w3: Web3, addresses: dict, block: int) -> int:
+    """The devchain's true wstETH price at the end of ``block``: live stETH ratio x ETH/USD,
+    read from the chain (base units, 1e8 = 1 USD)."""
+    base = _call_uint(w3, addresses["feeds"]["eth_usd"], LATEST_ANSWER, block, signed=True)
+    ratio = _call_uint(w3, addresses["steth"], GET_POOLED_ETH_BY_SHARES + encode(["uint256"], [WAD]), block)
+    return base * ratio // WAD
+
+
+def health_before_liquidation(w3: Web3, addresses: dict, liq: dict) -> tuple[int, int]:
+    """The protocol's health factor of ``liq["user"]`` just before liquidation ``liq`` (a
+    ground-truth record), under the reported price and with the true wstETH price swapped in."""
+    market = addresses["markets"][liq["market"]]
+    source = market["reserves"]["wstETH"]["price_source"]
+    user = Web3.to_checksum_address(liq["user"])
+    true_price = true_wsteth_price(w3, addresses, liq["block"] - 1)
+    reported = account_data_before(w3, liq["transaction_hash"], market["pool"], user)
+    true = account_data_before(w3, liq["transaction_hash"], market["pool"], user, price_override(source, true_price))
+    return reported.health_factor, true.health_factor

@@ -12,30 +12,10 @@ import pytest
 from web3 import Web3
 
 from devchain.chain import Artifacts
-from devchain.prestate import account_data_at, account_data_before, price_override
+from devchain.prestate import account_data_at, health_before_liquidation, price_override, true_wsteth_price
 
 WAD = 10**18
 pytestmark = pytest.mark.chain
-
-
-def _true_wsteth_price(dc, block: int) -> int:
-    art = Artifacts.load()
-    feed = dc.w3.eth.contract(address=dc.addresses["feeds"]["eth_usd"], abi=art.abi("SettableAggregator"))
-    steth = dc.w3.eth.contract(address=dc.addresses["steth"], abi=art.abi("StEthLike"))
-    base = feed.functions.latestAnswer().call(block_identifier=block)
-    ratio = steth.functions.getPooledEthByShares(WAD).call(block_identifier=block)
-    return base * ratio // WAD
-
-
-def _judge(dc, liq: dict):
-    market = dc.addresses["markets"][liq["market"]]
-    pool = market["pool"]
-    source = market["reserves"]["wstETH"]["price_source"]
-    user = Web3.to_checksum_address(liq["user"])
-    true_price = _true_wsteth_price(dc, liq["block"] - 1)
-    reported = account_data_before(dc.w3, liq["transaction_hash"], pool, user)
-    true = account_data_before(dc.w3, liq["transaction_hash"], pool, user, price_override(source, true_price))
-    return reported.health_factor, true.health_factor
 
 
 def test_manifest_names_every_address(incident_chain):
@@ -86,7 +66,7 @@ def test_every_liquidation_judged_by_the_protocol(incident_chain):
     """100% of liquidations: the ground truth agrees with getUserAccountData before each."""
     wrong = []
     for liq in incident_chain.ground_truth["liquidations"]:
-        hf_reported, hf_true = _judge(incident_chain, liq)
+        hf_reported, hf_true = health_before_liquidation(incident_chain.w3, incident_chain.addresses, liq)
         assert hf_reported < WAD, f"liquidation {liq['transaction_hash']} was not eligible even as reported"
         wrongly = hf_true >= WAD
         if wrongly != liq["wrongly_eligible"]:
@@ -108,14 +88,14 @@ def test_controls_are_what_they_claim(incident_chain):
         seen_roles.add(c["role"])
         for block in range(update_block, last_liq_block + 1):
             reported = account_data_at(dc.w3, block, pool, user)
-            true = account_data_at(dc.w3, block, pool, user, price_override(source, _true_wsteth_price(dc, block)))
+            true = account_data_at(dc.w3, block, pool, user, price_override(source, true_wsteth_price(dc.w3, dc.addresses, block)))
             if c["role"] == "healthy":
                 assert reported.health_factor >= WAD and true.health_factor >= WAD, c
             elif c["role"] == "eligible_not_liquidated":
                 assert reported.health_factor < WAD <= true.health_factor, c
         if c["role"] == "rightly_liquidated":
             liq = next(x for x in gt["liquidations"] if x["user"] == c["user"])
-            hf_reported, hf_true = _judge(dc, liq)
+            hf_reported, hf_true = health_before_liquidation(dc.w3, dc.addresses, liq)
             assert hf_true < WAD and not liq["wrongly_eligible"]
         if c["role"] in ("healthy", "eligible_not_liquidated"):
             assert (c["market"], c["user"]) not in liquidated

@@ -18,7 +18,9 @@ from click.testing import CliRunner
 from eth_abi import decode, encode
 from web3 import Web3
 
-from devchain.prestate import GET_ASSET_PRICE, GET_USER_ACCOUNT_DATA, price_override, simulate_calls_before
+from devchain.prestate import (
+    GET_ASSET_PRICE, GET_USER_ACCOUNT_DATA, price_override, simulate_calls_before, true_wsteth_price,
+)
 from postmortem.sql import connect_read_only, run_sql
 from replay.engine import replay, resolve_true_models, run_replay
 from replay.inputs import ingested_window, load_inputs
@@ -32,15 +34,6 @@ def _view(name, inputs=()):
     return [{"name": name, "type": "function", "stateMutability": "view",
              "inputs": [{"name": f"a{i}", "type": t} for i, t in enumerate(inputs)],
              "outputs": [{"name": "", "type": "uint256" if name != "latestAnswer" else "int256"}]}]
-
-
-def _true_wsteth_price(dc, block: int) -> int:
-    """Live ratio x base feed at the end of ``block``, read from the chain (not from the warehouse)."""
-    feed = dc.w3.eth.contract(address=dc.addresses["feeds"]["eth_usd"], abi=_view("latestAnswer"))
-    steth = dc.w3.eth.contract(address=dc.addresses["steth"], abi=_view("getPooledEthByShares", ["uint256"]))
-    base = feed.functions.latestAnswer().call(block_identifier=block)
-    ratio = steth.functions.getPooledEthByShares(WAD).call(block_identifier=block)
-    return base * ratio // WAD
 
 
 def _rows(root, query: str) -> list[dict]:
@@ -71,6 +64,28 @@ def replayed(incident_chain, tmp_path_factory):
     return {"root": root, "summary": summary, "verdicts": {(v["transaction_hash"], v["log_index"]): v for v in verdicts}}
 
 
+def scaled_balance_mismatches(dc, book, block: int) -> tuple[int, list]:
+    """Compare every replayed scaled balance with ``scaledBalanceOf`` at ``block``; returns
+    (balances checked, mismatches)."""
+    balances = book.scaled_balances()
+    checked, mismatched = 0, []
+    for market in dc.addresses["markets"].values():
+        pool = market["pool"].lower()
+        for reserve in market["reserves"].values():
+            for slot, token in ((0, reserve["a_token"]), (1, reserve["variable_debt_token"])):
+                contract = dc.w3.eth.contract(address=token, abi=_view("scaledBalanceOf", ["address"]))
+                for (p, user) in book.users:
+                    if p != pool:
+                        continue
+                    on_chain = contract.functions.scaledBalanceOf(Web3.to_checksum_address(user)).call(
+                        block_identifier=block)
+                    mine = balances.get((pool, user, reserve["underlying"].lower()), (0, 0))[slot]
+                    checked += 1
+                    if on_chain != mine:
+                        mismatched.append((pool, user, token, mine, on_chain))
+    return checked, mismatched
+
+
 def judge_by_protocol(dc, liquidations: list[dict], verdicts: dict) -> list:
     """Differences between replayed verdict rows and the protocol, for every liquidation."""
     problems = []
@@ -85,7 +100,7 @@ def judge_by_protocol(dc, liquidations: list[dict], verdicts: dict) -> list:
         raw_account, raw_price = simulate_calls_before(dc.w3, liq["transaction_hash"], reads)
         reported = decode(["uint256"] * 6, raw_account)
         reported_price = decode(["uint256"], raw_price)[0]
-        true_price = _true_wsteth_price(dc, liq["block"] - 1)
+        true_price = true_wsteth_price(dc.w3, dc.addresses, liq["block"] - 1)
         (raw_true,) = simulate_calls_before(dc.w3, liq["transaction_hash"], reads[:1],
                                             price_override(wsteth["price_source"], true_price))
         true = decode(["uint256"] * 6, raw_true)
@@ -138,23 +153,8 @@ def test_positions_replay_to_the_chain_balances(incident_chain, replayed):
     inputs = load_inputs(root, chain_id=31337, pools=list(w["pools"].values()), from_block=w["from_block"],
                          to_block=w["to_block"])
     book = run_replay(inputs, resolve_true_models({"wstETH": {"model": "uncapped"}}, None)).book
-    balances = book.scaled_balances()
-    w3 = incident_chain.w3
-    checked = mismatched = 0
-    for market in incident_chain.addresses["markets"].values():
-        pool = market["pool"].lower()
-        for reserve in market["reserves"].values():
-            for slot, token in ((0, reserve["a_token"]), (1, reserve["variable_debt_token"])):
-                contract = w3.eth.contract(address=token, abi=_view("scaledBalanceOf", ["address"]))
-                for (p, user) in book.users:
-                    if p != pool:
-                        continue
-                    on_chain = contract.functions.scaledBalanceOf(Web3.to_checksum_address(user)).call(
-                        block_identifier=w["to_block"])
-                    mine = balances.get((pool, user, reserve["underlying"].lower()), (0, 0))[slot]
-                    checked += 1
-                    mismatched += on_chain != mine
-    assert checked > 300 and mismatched == 0
+    checked, mismatched = scaled_balance_mismatches(incident_chain, book, w["to_block"])
+    assert checked > 300 and mismatched == []
 
 
 def test_outputs_are_documented_tables_with_provenance(replayed):

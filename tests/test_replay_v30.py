@@ -19,10 +19,10 @@ import pytest
 from web3 import Web3
 
 from conftest import _start
-from devchain.prestate import account_data_at, account_data_before, price_override
+from devchain.prestate import account_data_at, health_before_liquidation, price_override, true_wsteth_price
 from replay.engine import resolve_true_models, run_replay
 from replay.inputs import load_inputs
-from test_replay_chain import _true_wsteth_price, _view, judge_by_protocol
+from test_replay_chain import _view, judge_by_protocol, scaled_balance_mismatches
 
 pytestmark = pytest.mark.chain
 WAD = 10**18
@@ -50,16 +50,6 @@ def replayed(mixed_chain, tmp_path_factory):
     result = run_replay(inputs, resolve_true_models(None, ["wstETH=uncapped"]))
     verdicts = {(v["transaction_hash"], v["log_index"]): v for v in result.tables["verdicts"]}
     return {"inputs": inputs, "result": result, "verdicts": verdicts, "window": (a, b), "pools": pools}
-
-
-def _judge(dc, liq: dict) -> tuple[int, int]:
-    market = dc.addresses["markets"][liq["market"]]
-    source = market["reserves"]["wstETH"]["price_source"]
-    user = Web3.to_checksum_address(liq["user"])
-    true_price = _true_wsteth_price(dc, liq["block"] - 1)
-    reported = account_data_before(dc.w3, liq["transaction_hash"], market["pool"], user)
-    true = account_data_before(dc.w3, liq["transaction_hash"], market["pool"], user, price_override(source, true_price))
-    return reported.health_factor, true.health_factor
 
 
 def test_scenario_shape(mixed_chain):
@@ -100,7 +90,7 @@ def test_ground_truth_judged_by_the_protocol(mixed_chain):
     dc = mixed_chain
     wrong = []
     for liq in dc.ground_truth["liquidations"]:
-        hf_reported, hf_true = _judge(dc, liq)
+        hf_reported, hf_true = health_before_liquidation(dc.w3, dc.addresses, liq)
         assert hf_reported < WAD, liq
         if (hf_true >= WAD) != liq["wrongly_eligible"]:
             wrong.append((liq["user_label"], liq["block"], hf_reported, hf_true))
@@ -126,7 +116,7 @@ def test_controls_are_what_they_claim(mixed_chain):
         for block in range(cap_block, last_liq + 1):
             reported = account_data_at(dc.w3, block, market["pool"], user).health_factor
             true = account_data_at(dc.w3, block, market["pool"], user,
-                                   price_override(source, _true_wsteth_price(dc, block))).health_factor
+                                   price_override(source, true_wsteth_price(dc.w3, dc.addresses, block))).health_factor
             if c["role"] == "healthy":
                 assert reported >= WAD and true >= WAD, c
             else:
@@ -183,19 +173,7 @@ def test_v36_math_would_not_match_the_v30_market(mixed_chain, replayed):
 
 
 def test_positions_replay_to_the_chain_balances(mixed_chain, replayed):
-    w3, book = mixed_chain.w3, replayed["result"].book
     _, b = replayed["window"]
-    balances = book.scaled_balances()
-    checked = 0
-    for market in mixed_chain.addresses["markets"].values():
-        pool = market["pool"].lower()
-        for reserve in market["reserves"].values():
-            for slot, token in ((0, reserve["a_token"]), (1, reserve["variable_debt_token"])):
-                contract = w3.eth.contract(address=token, abi=_view("scaledBalanceOf", ["address"]))
-                for (p, user) in book.users:
-                    if p != pool:
-                        continue
-                    on_chain = contract.functions.scaledBalanceOf(Web3.to_checksum_address(user)).call(block_identifier=b)
-                    assert balances.get((pool, user, reserve["underlying"].lower()), (0, 0))[slot] == on_chain
-                    checked += 1
+    checked, mismatched = scaled_balance_mismatches(mixed_chain, replayed["result"].book, b)
+    assert mismatched == []
     assert checked > 100
