@@ -341,13 +341,21 @@ def _units(values: pa.Array, decimals: np.ndarray) -> pa.Array:
     return pc.divide(as_float, pa.array(np.power(10.0, decimals)))
 
 
+def _lookup(keys: pa.ChunkedArray | pa.Array, mapping: dict, values_type: pa.DataType, default=None) -> pa.Array:
+    """``mapping[key]`` for every key, vectorised (Arrow ``index_in`` + ``take``); ``default``
+    where a key is not in the mapping (or the key itself when ``default`` is None)."""
+    table_keys = pa.array(list(mapping), pa.string())
+    idx = pc.index_in(keys, value_set=table_keys)
+    got = pc.take(pa.array(list(mapping.values()), values_type), idx)
+    return pc.if_else(pc.is_null(idx), keys if default is None else pa.scalar(default, values_type), got)
+
+
 def _with_units(table_name: str, t: pa.Table, token_decimals: dict[str, int]) -> pa.Table:
     spec = ingest_tables.HUMAN_UNITS.get(table_name)
     if not spec or t.num_rows == 0:
         return t
     for field, asset_col in spec:
-        keys = t.column(asset_col).to_pylist()
-        dec = np.array([token_decimals.get(k, 18) for k in keys], dtype=np.float64)
+        dec = _lookup(t.column(asset_col), token_decimals, pa.float64(), 18.0).to_numpy(zero_copy_only=False)
         t = t.append_column(f"{field}_units", _units(t.column(field), dec))
     return t
 
@@ -357,7 +365,7 @@ def _ingest_chunk(client, wh, chain, markets, addresses, s, e, a, b, grid, token
     logs = [lg for r in got for lg in r.logs]
     raw = raw_logs_from_rpc(logs)
     decoded = decode_logs(raw, strict=False)
-    log_blocks = sorted(set(raw.column("block_number").to_pylist()))
+    log_blocks = pc.unique(raw.column("block_number")).to_pylist()
     # Blocks whose state replay needs: every block with a log and its parent, the chunk's
     # start parent, the range end, and the grid.
     read_blocks = set(log_blocks) | {x - 1 for x in log_blocks} | {s - 1}
@@ -377,11 +385,13 @@ def _ingest_chunk(client, wh, chain, markets, addresses, s, e, a, b, grid, token
     hash_of = dict(zip(blocks.column("block_number").to_pylist(), blocks.column("block_hash").to_pylist()))
     # Logs must belong to the blocks we just read: a reorg in between is refetched next run.
     if raw.num_rows:
-        mism = [n for n, h in zip(raw.column("block_number").to_pylist(), raw.column("block_hash").to_pylist())
-                if hash_of.get(n) != h]
-        if mism:
+        idx = pc.index_in(raw.column("block_number"), value_set=blocks.column("block_number"))
+        expected = pc.take(blocks.column("block_hash"), idx)
+        bad = pc.invert(pc.fill_null(pc.equal(expected, raw.column("block_hash")), False))
+        if pc.any(bad).as_py():
+            first = pc.filter(raw.column("block_number"), bad)[0].as_py()
             raise PostmortemError(
-                f"block {mism[0]} changed while it was being read (a reorg); run the same ingest again to fetch it anew"
+                f"block {first} changed while it was being read (a reorg); run the same ingest again to fetch it anew"
             )
     reads = snapshots.price_reads(client, markets, read_blocks)
     # Decoded tables and reads first, the raw logs chunk last: it marks the chunk complete.
@@ -391,7 +401,7 @@ def _ingest_chunk(client, wh, chain, markets, addresses, s, e, a, b, grid, token
         if table.num_rows == 0:
             continue
         if name in ("transfers", "token_mints", "token_burns", "balance_transfers"):
-            table = table.append_column("asset", pa.array([token_asset.get(x, x) for x in table.column("address").to_pylist()], pa.string()))
+            table = table.append_column("asset", _lookup(table.column("address"), token_asset, pa.string()))
         _write(wh, chain, name, s, e, _with_units(name, table, token_decimals))
     for name, table in reads.items():
         _write(wh, chain, name, s, e, table)
