@@ -116,6 +116,9 @@ class ScenarioRunner:
     def run(self) -> dict:
         t0 = time.monotonic()
         c = self.chain
+        # Deterministic time: every block without a timeline timestamp is one second after the
+        # previous one, never the wall clock (interest accrues over set-up blocks).
+        c.rpc("anvil_setBlockTimestampInterval", [1])
         if "genesis_timestamp" in self.sc:
             c.mine(self.sc["genesis_timestamp"])
         self.log("deploying Aave v3.6 markets ...")
@@ -218,6 +221,13 @@ class ScenarioRunner:
             ts = c.w3.eth.get_block("latest").timestamp + int(block["advance"])
         else:
             ts = int(block["timestamp"])
+        latest = c.w3.eth.get_block("latest").timestamp
+        if ts <= latest:
+            raise PostmortemError(
+                f"scenario {self.sc.get('name', '')!r}: a timeline block at timestamp {ts} does not come after the "
+                f"chain's latest block (timestamp {latest}); give the timeline increasing timestamps and leave "
+                "one second per set-up block between genesis_timestamp and the first timeline block"
+            )
         txs = block.get("txs", [])
         if not txs:
             c.mine(ts)
