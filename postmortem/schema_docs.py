@@ -40,6 +40,16 @@ KIND_CATALOG = "catalog"  # built by refresh_catalog from the manifest and run r
 
 # Columns the catalog adds to every file-backed view (derived from the file's folder).
 CHAIN_ID_DOC = "Chain id the row comes from (1 = Ethereum mainnet); taken from the warehouse folder."
+# Columns the catalog adds beside the data (Warehouse.refresh_catalog), by name.
+CATALOG_COLUMN_DOCS = {
+    "chain_id": CHAIN_ID_DOC,
+    "timestamp_utc": "The row's `timestamp` (Unix seconds) as a UTC date and time, for reading and date filters.",
+    "incident_id": "Incident the output belongs to (an id from `postmortem incidents`).",
+    "run_id": "Replay run that wrote the row; the plain output views hold the latest complete run of each "
+              "incident, the `*_all_runs` views every run.",
+}
+ALL_RUNS_DOC = ("Every replay run of `{name}`, one set of rows per run_id (the plain `{name}` view holds only the "
+                "latest complete run of each incident). {description}")
 
 
 @dataclass(frozen=True)
@@ -179,6 +189,8 @@ def describe(name: str | None = None, warehouse_root: Path | str | None = None) 
     in the warehouse but undocumented, and (for one table) undocumented columns; documented
     tables absent from the catalog are marked "(no data yet)".
     """
+    if name == GLOSSARY_NAME:
+        return describe_glossary()
     actual, comments = _catalog_columns(warehouse_root) if warehouse_root is not None else (None, {})
     if name is None:
         return _describe_all(actual, comments)
@@ -201,7 +213,8 @@ def _describe_all(actual: dict[str, list[tuple[str, str, str | None]]] | None, c
             text += " (no data yet)"
         lines.append(f"{n.ljust(width)}  {text}")
     lines.append("")
-    lines.append("Run `postmortem schema TABLE` for its columns and units.")
+    lines.append("Run `postmortem schema TABLE` for its columns and units, "
+                 f"`postmortem schema {GLOSSARY_NAME}` for the quantities the report names.")
     return "\n".join(lines)
 
 
@@ -214,8 +227,8 @@ def _describe_one(name: str, doc: TableDoc | None, actual: list[tuple[str, str, 
             c = documented.get(col_name)
             if c is not None:
                 rows.append((col_name, sql_type, c.comment()))
-            elif col_name == "chain_id":
-                rows.append((col_name, sql_type, CHAIN_ID_DOC))
+            elif col_name in CATALOG_COLUMN_DOCS:
+                rows.append((col_name, sql_type, CATALOG_COLUMN_DOCS[col_name]))
             else:
                 rows.append((col_name, sql_type, _comment or "(undocumented)"))
         present = {r[0] for r in rows}
@@ -346,3 +359,96 @@ register_table(
     ],
     kind=KIND_CATALOG,
 )
+
+
+# --- the report's quantities: one name and one definition each ------------------------------------
+#
+# The report (Markdown, HTML, JSON, CSV) uses exactly these names, in its glossary and wherever
+# the number appears; ``postmortem schema glossary`` prints the same words.
+
+GLOSSARY_NAME = "glossary"
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """One named quantity of the report: its name in prose, its key in report.json, its definition."""
+
+    name: str
+    key: str
+    definition: str
+
+
+GLOSSARY: tuple[Quantity, ...] = (
+    Quantity("health factor", "hf",
+             "What the protocol compares with 1 to allow a liquidation: the borrower's collateral, each asset "
+             "weighted by its liquidation threshold, divided by the debt, all valued at the oracle's prices. "
+             "Below 1, anyone may repay part of the debt and take collateral."),
+    Quantity("reported price", "reported_price",
+             "The price the protocol's oracle gave at the time, the one the liquidation used."),
+    Quantity("true price", "true_price",
+             "What the asset was really worth then, by the incident's price model (for a capped-ratio asset: "
+             "the same formula without the cap)."),
+    Quantity("capped ratio", "capped_ratio",
+             "A price built as (ETH price) × (exchange rate of the staked token to ETH), where the exchange rate "
+             "is not allowed to grow faster than a set yearly rate from a recorded snapshot. When the snapshot or "
+             "the yearly rate is wrong, the cap is below the real rate and the token is priced too low."),
+    Quantity("eMode", "emode",
+             "Efficiency mode: a borrower who only mixes correlated assets (here ETH and ETH-staking tokens) may "
+             "borrow more against them, with a higher liquidation threshold and a smaller liquidation bonus."),
+    Quantity("liquidation bonus", "liquidation_bonus",
+             "The extra collateral a liquidator receives on top of the value of the debt it repays (1% in the "
+             "ETH-correlated eMode); the protocol keeps a share of that bonus as its fee."),
+    Quantity("wrongly eligible", "wrongly_eligible",
+             "A liquidation whose borrower had a health factor below 1 at the reported price and at least 1 at the "
+             "true price, just before it: it happened only because of the mispricing."),
+    Quantity("eligible anyway", "eligible_anyway",
+             "A liquidation whose borrower had a health factor below 1 at both prices."),
+    Quantity("collateral seized", "collateral_seized",
+             "Collateral taken from borrowers in wrongly eligible liquidations: what the liquidators received "
+             "plus the protocol fee, in token units."),
+    Quantity("collateral to liquidators", "liquidated_collateral_amount",
+             "The part of the collateral seized that the liquidators received (the LiquidationCall log's amount), "
+             "without the protocol fee."),
+    Quantity("protocol fee", "protocol_fee",
+             "The part of the collateral seized that went to the protocol's treasury."),
+    Quantity("debt repaid", "debt_repaid",
+             "The debt the liquidators repaid in wrongly eligible liquidations, in token units."),
+    Quantity("oracle loss", "oracle_loss_wei",
+             "For each liquidation: all the collateral that left the borrower (to the liquidator and as protocol "
+             "fee) × (true price − reported price), in ETH at the true ETH price of its block. The report's total "
+             "is the sum over every liquidation judged, wrongly eligible or not."),
+    Quantity("oracle loss on the protocol fee", "oracle_loss_fee_part_wei",
+             "The part of the oracle loss that comes from the collateral taken as protocol fee; included in the "
+             "oracle loss, never added to it."),
+    Quantity("bonus loss", "bonus_loss_wei",
+             "For each wrongly eligible liquidation: the collateral seized at the reported price minus the debt "
+             "repaid at the reported price, in ETH at the true ETH price — the liquidation bonus the borrower "
+             "should never have paid. The report's total is the sum over the wrongly eligible liquidations only."),
+    Quantity("owed", "owed_wei",
+             "What the reimbursement list pays, under the report's policy: for each borrower, the oracle part plus "
+             "the bonus part plus any goodwill, listing borrowers whose sum is positive. The total is the sum of "
+             "the list's rows, to the wei, and is the same in the headline, the tables, report.json and "
+             "reimbursements.csv. Under the chain's prices (the default) the oracle part is the borrower's oracle "
+             "loss and the bonus part its bonus loss."),
+    Quantity("oracle part", "owed_oracle_part_wei",
+             "The part of owed for collateral handed over at the wrong price: the oracle loss at the chain's "
+             "prices, or the policy's rate gap × collateral to liquidators when a rate gap is stated."),
+    Quantity("bonus part", "owed_bonus_part_wei",
+             "The part of owed for the liquidation bonus: the bonus loss at the chain's prices, or the policy's "
+             "basis points × debt repaid when a bonus basis is stated."),
+    Quantity("owed in USD", "owed_usd_base",
+             "Owed × the true ETH price in USD at the last liquidation, as the warehouse holds it; a conversion "
+             "for reading, the list itself is in ETH."),
+    Quantity("liquidator gain", "liquidator_gain_wei",
+             "For each liquidator, over every liquidation it made: the collateral it received valued at the true "
+             "price, minus the debt it repaid, in ETH."),
+)
+
+
+def describe_glossary() -> str:
+    """Text for ``postmortem schema glossary``: every named quantity of the report."""
+    width = max(len(q.name) for q in GLOSSARY)
+    lines = ["glossary", "========", "The quantities the report names, with the key each has in report.json.", ""]
+    for q in GLOSSARY:
+        lines.append(f"{q.name.ljust(width)}  [{q.key}]  {q.definition}")
+    return "\n".join(lines)

@@ -29,6 +29,14 @@ stray ``.tmp`` (ignored by the catalog, reported by ``verify``); a crash between
 the manifest line leaves a complete but unrecorded file, which ``is_complete`` treats as not
 done, so a re-run rewrites and records it. Rewriting a range first records an invalidation, so a
 crash mid-rewrite never leaves a manifest entry that points at different bytes.
+
+Groups. Files written together stand or fall together: the chunk files of one chain and block
+range (decoded tables, reads, headers and the raw ``logs`` marker written last), and the
+outputs of one (incident, run). The last file of a group lists the others in its manifest meta
+(``chunk_datasets`` / ``run_outputs``), so a group missing a member is found even when that
+member's manifest line was withdrawn. ``repair`` never withdraws one member alone: it withdraws
+the whole group, so the next ingest (or replay) writes all of it again and nothing is silently
+lost (a decoded table with no rows in a chunk is simply not written, and not listed).
 """
 
 from __future__ import annotations
@@ -67,6 +75,18 @@ CATALOG_NAME = "catalog.duckdb"
 LOCK_NAME = ".lock"
 OUTPUTS_DIR = "outputs"
 PARQUET_META_KEY = b"postmortem"
+# Meta keys by which a file vouches for the files written with it (see "groups" in the module doc):
+# a chunk's marker lists the datasets written for the same block range, a run's last output lists
+# the run's output tables. A group is complete only when every file it lists is there.
+CHUNK_DATASETS_KEY = "chunk_datasets"
+RUN_OUTPUTS_KEY = "run_outputs"
+
+# An output table's view of every run is named like the table plus this; the plain name shows
+# the latest complete run of each incident.
+ALL_RUNS_SUFFIX = "_all_runs"
+# The catalog adds this column beside a Unix-seconds ``timestamp`` column: the same instant, UTC.
+TIMESTAMP_UTC = "timestamp_utc"
+_TIMESTAMP_UTC_SQL = f'make_timestamp(CAST("timestamp" AS BIGINT) * 1000000) AS {TIMESTAMP_UTC}'
 
 # Names the catalog uses for itself; datasets may not take them.
 RESERVED_NAMES = frozenset({OUTPUTS_DIR, "runs", "warehouse_files", "catalog_info"})
@@ -128,6 +148,7 @@ class Problem:
     """One thing ``verify`` found wrong. ``description`` is one sentence saying what and what to do."""
 
     kind: str  # missing_file | hash_mismatch | unreadable | stray_tmp | unrecorded_file | damaged_manifest_line
+    #            | incomplete_chunk | incomplete_run
     path: str  # relative to the warehouse root
     description: str
 
@@ -400,6 +421,15 @@ class Warehouse:
     def output_path(self, chain_id: int, table: str, incident_id: str, run_id: str) -> Path:
         """Where output ``table`` of one (incident, run) lives."""
         return self.root / str(chain_id) / OUTPUTS_DIR / table / f"{incident_id}__{run_id}.parquet"
+
+    def exists(self) -> bool:
+        """True if ``root`` holds a warehouse: a manifest, a catalog, or chain folders of data."""
+        if self.manifest_path.exists() or self.catalog_path.exists():
+            return True
+        try:
+            return any(e.is_dir() and e.name.isdigit() for e in self.root.iterdir())
+        except (FileNotFoundError, NotADirectoryError):
+            return False
 
     def _rel(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
@@ -687,6 +717,65 @@ class Warehouse:
                 if r.kind == "chunk" and r.chain_id == chain_id and r.dataset == dataset and self._file_ok(r, False)]
         return sorted(recs, key=lambda r: r.start)
 
+    def group_of(self, rec: FileRecord) -> list[FileRecord]:
+        """Every live record written together with ``rec``: for a chunk, the chunks of every
+        dataset with the same chain and block range; for an output, the outputs of its run."""
+        if rec.kind == "chunk":
+            same = lambda r: (r.kind == "chunk" and r.chain_id == rec.chain_id  # noqa: E731
+                              and r.start == rec.start and r.end == rec.end)
+        else:
+            same = lambda r: (r.kind == "output" and r.chain_id == rec.chain_id  # noqa: E731
+                              and r.incident_id == rec.incident_id and r.run_id == rec.run_id)
+        return sorted((r for r in self._state().values() if same(r)), key=lambda r: r.path)
+
+    def missing_members(self, rec: FileRecord) -> list[str]:
+        """Datasets (tables) that ``rec`` lists as written with it but that are not complete now."""
+        if rec.kind == "chunk":
+            listed = (rec.meta or {}).get(CHUNK_DATASETS_KEY) or []
+            return [ds for ds in listed if not self.is_complete(rec.chain_id, ds, rec.start, rec.end)]
+        listed = (rec.meta or {}).get(RUN_OUTPUTS_KEY) or []
+        missing = []
+        for table in listed:
+            other = self._state().get(self._rel(self.output_path(rec.chain_id, table, rec.incident_id, rec.run_id)))
+            if other is None or not self._file_ok(other, False):
+                missing.append(table)
+        return missing
+
+    def is_chunk_complete(self, chain_id: int, marker: str, start: int, end: int) -> bool:
+        """True if the chunk's ``marker`` file is complete and so is every dataset it lists."""
+        rec = self.record_for(chain_id, marker, start, end)
+        return rec is not None and self._file_ok(rec, False) and not self.missing_members(rec)
+
+    def check_run_complete(self, chain_id: int, table: str, incident_id: str, run_id: str) -> FileRecord:
+        """The record of output ``table`` of a run, if the run's outputs are all present;
+        else a ``PostmortemError`` saying what is missing and to replay again."""
+        rec = self._state().get(self._rel(self.output_path(chain_id, table, incident_id, run_id)))
+        missing = [table] if rec is None or not self._file_ok(rec, False) else self.missing_members(rec)
+        if missing:
+            raise PostmortemError(
+                f"replay run {run_id} of {incident_id} is incomplete (no {', '.join(missing)} output); "
+                f"run `postmortem replay --incident {incident_id}` again"
+            )
+        return rec
+
+    def latest_complete_runs(self) -> dict[tuple[int, str], str]:
+        """(chain id, incident id) -> run id of the newest run whose outputs are all present.
+
+        A run's newest output file dates it. A run whose outputs list the run's tables
+        (``run_outputs``, as every replay writes them) counts only when all of them are there."""
+        runs: dict[tuple[int, str, str], list[FileRecord]] = {}
+        for rec in self._state().values():
+            if rec.kind == "output":
+                runs.setdefault((rec.chain_id, rec.incident_id, rec.run_id), []).append(rec)
+        best: dict[tuple[int, str], tuple[str, str]] = {}
+        for (chain_id, incident_id, run_id), recs in runs.items():
+            if any(not self._file_ok(r, False) or self.missing_members(r) for r in recs):
+                continue  # a file gone, or a run cut short before it wrote every table it lists
+            stamp = (max(r.written_at for r in recs), run_id)
+            if stamp > best.get((chain_id, incident_id), ("", "")):
+                best[(chain_id, incident_id)] = stamp
+        return {k: v[1] for k, v in best.items()}
+
     def outputs(self, chain_id: int, table: str, incident_id: str | None = None) -> list[FileRecord]:
         """Complete output files of ``table`` (optionally for one incident), oldest first."""
         recs = [r for r in self._state().values()
@@ -744,6 +833,10 @@ class Warehouse:
         does not record; damaged manifest lines. ``rehash=False`` checks sizes and Parquet
         footers only (fast). Takes no lock: a ``.tmp`` may belong to a writer running now.
         """
+        if not self.exists():
+            raise PostmortemError(
+                f"no warehouse at {self.root} (no {MANIFEST_NAME}); ingest into it first or give --warehouse"
+            )
         problems: list[Problem] = []
         live = self._state()
         for line in self._manifest.damaged:
@@ -754,6 +847,17 @@ class Warehouse:
             ))
         for rec in sorted(live.values(), key=lambda r: r.path):
             problems.extend(self._check_record(rec, rehash))
+        for rec in sorted(live.values(), key=lambda r: r.path):
+            # A member whose line was withdrawn (an older repair) leaves its group half there.
+            gone = [m for m in self.missing_members(rec)
+                    if not any(r.dataset == m for r in self.group_of(rec))]
+            if gone:
+                what = "chunk" if rec.kind == "chunk" else "run"
+                problems.append(Problem(
+                    f"incomplete_{what}", rec.path,
+                    f"{rec.path} completes a {what} whose {', '.join(gone)} "
+                    f"{'file is' if len(gone) == 1 else 'files are'} gone; invalidate the {what} (repair does) and re-run",
+                ))
         if self.root.exists():
             for path in sorted(self._walk_files()):
                 rel = self._rel(path)
@@ -812,9 +916,14 @@ class Warehouse:
         with self._writing("repair"):
             for p in self.verify() if problems is None else problems:
                 path = self.root / p.path
-                if p.kind in ("missing_file", "hash_mismatch", "unreadable"):
+                if p.kind in ("missing_file", "hash_mismatch", "unreadable", "incomplete_chunk", "incomplete_run"):
+                    rec = self._state().get(p.path)
+                    group = [r for r in self.group_of(rec) if r.path != p.path] if rec is not None else []
                     self._invalidate_path(path, f"repair: {p.kind}")
-                    actions.append(f"invalidated {p.path} ({p.kind.replace('_', ' ')})")
+                    for other in group:  # the rest of its chunk or run: re-written together next time
+                        self._invalidate_path(self.root / other.path, f"repair: {p.kind} in {p.path}")
+                    also = f" and with it {', '.join(r.path for r in group)}" if group else ""
+                    actions.append(f"invalidated {p.path} ({p.kind.replace('_', ' ')}){also}")
                 elif p.kind in ("stray_tmp", "unrecorded_file"):
                     path.unlink(missing_ok=True)
                     actions.append(f"deleted {p.path} ({p.kind.replace('_', ' ')})")
@@ -890,7 +999,9 @@ class Warehouse:
         """Names the catalog gives to file-backed views (datasets on disk and documented tables)."""
         documented = {d.name for d in schema_docs.all_tables()
                       if d.kind in (schema_docs.KIND_CHUNKED, schema_docs.KIND_OUTPUT, schema_docs.KIND_CATALOG)}
-        return set(self.datasets()) | documented | RESERVED_NAMES
+        outputs = {n for n, k in self.datasets().items() if k == "output"} | {
+            d.name for d in schema_docs.all_tables() if d.kind == schema_docs.KIND_OUTPUT}
+        return set(self.datasets()) | documented | RESERVED_NAMES | {n + ALL_RUNS_SUFFIX for n in outputs}
 
     def registered_views(self) -> dict[str, dict]:
         """Views stages registered: name -> {"sql": ..., "description": ...}, in creation order."""
@@ -1005,45 +1116,66 @@ class Warehouse:
             return summary
 
     def _build_base_views(self, con, summary: CatalogSummary) -> None:
-        import duckdb
-
+        """One view per dataset; an output table gets two: ``{name}_all_runs`` (every run, with
+        its ``run_id``) and ``{name}`` (the latest complete run of each incident, so a naive
+        ``sum`` or ``count`` never adds up two runs of one incident)."""
         on_disk = self.datasets()
         documented = {d.name: d for d in schema_docs.all_tables()
                       if d.kind in (schema_docs.KIND_CHUNKED, schema_docs.KIND_OUTPUT)}
+        latest = self.latest_complete_runs()
         for name in sorted(set(on_disk) | set(documented)):
             if name in RESERVED_NAMES:
                 summary.skipped[name] = "the name is reserved for the catalog's own tables"
                 continue
-            if name in on_disk:
-                kind = on_disk[name]
-                sub = f"{OUTPUTS_DIR}/{name}" if kind == "output" else name
-                glob = f"{self.root.as_posix()}/*/{sub}/*.parquet"
-                source = (f"read_parquet({_literal(glob)}, union_by_name=true, "
-                          "filename='_pm_file', hive_partitioning=false)")
-                try:
-                    columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
-                    select = "* EXCLUDE (_pm_file)"
-                    if "chain_id" not in columns:
-                        pattern = f"/([0-9]+)/{sub}/[^/]+$"
-                        select += f", CAST(regexp_extract(_pm_file, {_literal(pattern)}, 1) AS BIGINT) AS chain_id"
-                    con.execute(f"CREATE VIEW {_ident(name)} AS SELECT {select} FROM {source}")
-                except duckdb.Error as exc:
-                    # One damaged or inconsistent dataset must not take the whole catalog down.
-                    summary.skipped[name] = f"{_first_line(exc)} (run verify on the warehouse)"
-                    log.warning("view %s was not created: %s", name, summary.skipped[name])
-                    continue
-                summary.views.append(name)
-            else:
-                doc = documented[name]
-                cols = [(c.name, c.sql_type) for c in doc.columns]
-                extra = [("incident_id", "VARCHAR"), ("run_id", "VARCHAR")] if doc.kind == schema_docs.KIND_OUTPUT else []
-                names = {c for c, _ in cols}
-                cols += [c for c in extra if c[0] not in names]
-                if "chain_id" not in names:
-                    cols.append(("chain_id", "BIGINT"))
-                select = ", ".join(f"CAST(NULL AS {t}) AS {_ident(c)}" for c, t in cols)
-                con.execute(f"CREATE VIEW {_ident(name)} AS SELECT {select} WHERE false")
-                summary.empty_views.append(name)
+            kind = on_disk.get(name) or ("output" if documented[name].kind == schema_docs.KIND_OUTPUT else "chunk")
+            target = f"{name}{ALL_RUNS_SUFFIX}" if kind == "output" else name
+            if not self._build_one_view(con, summary, name, target, kind, name in on_disk, documented.get(name)):
+                continue
+            if kind == "output":
+                runs = sorted((c, i, r) for (c, i), r in latest.items())
+                cond = (f"(chain_id, incident_id, run_id) IN ({', '.join(f'({c}, {_literal(i)}, {_literal(r)})' for c, i, r in runs)})"
+                        if runs else "false")
+                con.execute(f"CREATE VIEW {_ident(name)} AS SELECT * FROM {_ident(target)} WHERE {cond}")
+                (summary.views if name in on_disk else summary.empty_views).append(name)
+
+    def _build_one_view(self, con, summary: CatalogSummary, name: str, target: str, kind: str, on_disk: bool,
+                        doc) -> bool:
+        import duckdb
+
+        if on_disk:
+            sub = f"{OUTPUTS_DIR}/{name}" if kind == "output" else name
+            glob = f"{self.root.as_posix()}/*/{sub}/*.parquet"
+            source = (f"read_parquet({_literal(glob)}, union_by_name=true, "
+                      "filename='_pm_file', hive_partitioning=false)")
+            try:
+                described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
+                columns = {r[0]: r[1] for r in described}
+                select = "* EXCLUDE (_pm_file)"
+                if "chain_id" not in columns:
+                    pattern = f"/([0-9]+)/{sub}/[^/]+$"
+                    select += f", CAST(regexp_extract(_pm_file, {_literal(pattern)}, 1) AS BIGINT) AS chain_id"
+                if _has_unix_timestamp(columns):
+                    select += f", {_TIMESTAMP_UTC_SQL}"
+                con.execute(f"CREATE VIEW {_ident(target)} AS SELECT {select} FROM {source}")
+            except duckdb.Error as exc:
+                # One damaged or inconsistent dataset must not take the whole catalog down.
+                summary.skipped[name] = f"{_first_line(exc)} (run verify on the warehouse)"
+                log.warning("view %s was not created: %s", name, summary.skipped[name])
+                return False
+            summary.views.append(target)
+            return True
+        cols = [(c.name, c.sql_type) for c in doc.columns]
+        extra = [("incident_id", "VARCHAR"), ("run_id", "VARCHAR")] if doc.kind == schema_docs.KIND_OUTPUT else []
+        names = {c for c, _ in cols}
+        cols += [c for c in extra if c[0] not in names]
+        if "chain_id" not in names:
+            cols.append(("chain_id", "BIGINT"))
+        if _has_unix_timestamp(dict(cols)):
+            cols.append((TIMESTAMP_UTC, "TIMESTAMP"))
+        select = ", ".join(f"CAST(NULL AS {t}) AS {_ident(c)}" for c, t in cols)
+        con.execute(f"CREATE VIEW {_ident(target)} AS SELECT {select} WHERE false")
+        summary.empty_views.append(target)
+        return True
 
     def _build_bookkeeping_tables(self, con) -> None:
         files = []
@@ -1085,11 +1217,15 @@ class Warehouse:
         for table, kind in kinds.items():
             doc = schema_docs.get(table)
             description = doc.description if doc else views.get(table, {}).get("description")
+            if doc is None and table.endswith(ALL_RUNS_SUFFIX):
+                doc = schema_docs.get(table[: -len(ALL_RUNS_SUFFIX)])
+                if doc is not None:
+                    description = schema_docs.ALL_RUNS_DOC.format(name=doc.name, description=doc.description)
             if description:
                 con.execute(f"COMMENT ON {kind} {_ident(table)} IS {_literal(description)}")
             for column in existing.get(table, ()):
                 c = doc.column(column) if doc else None
-                text = c.comment() if c else (schema_docs.CHAIN_ID_DOC if column == "chain_id" else None)
+                text = c.comment() if c else schema_docs.CATALOG_COLUMN_DOCS.get(column)
                 if text:
                     con.execute(f"COMMENT ON COLUMN {_ident(table)}.{_ident(column)} IS {_literal(text)}")
 
@@ -1160,6 +1296,11 @@ def _parse_utc(text: str | None) -> datetime | None:
     except ValueError:
         return None
     return dt.astimezone(timezone.utc).replace(tzinfo=None) if dt.tzinfo else dt
+
+
+def _has_unix_timestamp(columns: dict[str, str]) -> bool:
+    return (columns.get("timestamp") in ("BIGINT", "INTEGER", "UBIGINT", "UINTEGER")
+            and TIMESTAMP_UTC not in columns)
 
 
 def _ident(name: str) -> str:

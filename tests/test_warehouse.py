@@ -422,8 +422,10 @@ def test_write_output_adds_keys_and_provenance(wh):
     assert rec.meta["inputs"] == inputs and rec.meta["tool_version"]
     wh.write_output(1, "toy_losses", "devchain-x", "run2", verdicts, {})
     wh.refresh_catalog()
-    assert query(wh, "SELECT run_id, count(*), max(loss_wei)::VARCHAR FROM toy_losses GROUP BY run_id ORDER BY 1") == [
+    # Every run stays queryable under {table}_all_runs; the plain view holds the latest run only.
+    assert query(wh, "SELECT run_id, count(*), max(loss_wei)::VARCHAR FROM toy_losses_all_runs GROUP BY run_id ORDER BY 1") == [
         ("run1", 2, str(MAX_DEC)), ("run2", 2, str(MAX_DEC))]
+    assert query(wh, "SELECT run_id, count(*) FROM toy_losses GROUP BY run_id") == [("run2", 2)]
     meta = json.loads(query(wh, "SELECT meta FROM warehouse_files WHERE run_id = 'run1'")[0][0])
     assert meta["params"] == {"model": "true"}
     assert [r.run_id for r in wh.outputs(1, "toy_losses", "devchain-x")] == ["run1", "run2"]
@@ -466,7 +468,7 @@ def test_documented_table_without_files_gets_a_typed_empty_view(wh):
     wh.refresh_catalog()
     cols = query(wh, "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'blocks' ORDER BY column_index")
     assert cols == [("block_number", "BIGINT"), ("block_hash", "VARCHAR"), ("parent_hash", "VARCHAR"),
-                    ("timestamp", "BIGINT"), ("chain_id", "BIGINT")]
+                    ("timestamp", "BIGINT"), ("chain_id", "BIGINT"), ("timestamp_utc", "TIMESTAMP")]
     assert query(wh, "SELECT count(*) FROM blocks") == [(0,)]
     comment = query(wh, "SELECT comment FROM duckdb_columns() WHERE table_name = 'blocks' AND column_name = 'timestamp'")
     assert "seconds since the Unix epoch" in comment[0][0]
