@@ -50,7 +50,6 @@ __all__ = [
     "column_type",
     "event",
     "events_for_table",
-    "raw_logs_from_rpc",
     "snake_case",
     "table_schema",
 ]
@@ -465,12 +464,3 @@ def table_schema(table: str) -> pa.Schema:
 def events_for_table(table: str) -> tuple[Event, ...]:
     return tuple(ev for ev in EVENTS if ev.table == table)
 
-
-def __getattr__(name: str):
-    # raw_logs_from_rpc lives with the decoder (it shares its hex machinery); re-exported
-    # here lazily because this module is where RAW_LOG_SCHEMA is defined.
-    if name == "raw_logs_from_rpc":
-        from ingest.decode import raw_logs_from_rpc
-
-        return raw_logs_from_rpc
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

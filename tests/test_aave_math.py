@@ -33,13 +33,13 @@ from replay.aave_math.liquidation_logic import (
 )
 from replay.aave_math.math_utils import (
     SECONDS_PER_YEAR,
-    calculate_compounded_interest,
     calculate_compounded_interest_binomial,
     calculate_compounded_interest_taylor,
     calculate_linear_interest,
     mul_div_ceil,
     mul_div_floor,
 )
+from replay.aave_math.revisions import calculate_compounded_interest
 from replay.aave_math.percentage_math import (
     percent_div,
     percent_div_ceil,

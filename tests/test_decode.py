@@ -25,7 +25,6 @@ from hypothesis import strategies as st
 from web3 import Web3
 from web3._utils.events import get_event_data
 
-from ingest import events as events_module
 from ingest.decode import decode_logs, raw_logs_from_rpc
 from ingest.events import (
     COMMON_COLUMNS,
@@ -321,10 +320,6 @@ def test_event_parser_refuses_what_it_cannot_decode():
         event("X(string indexed a)", table="x", emitter="test")
     with pytest.raises(ValueError):
         event("X(uint7 a)", table="x", emitter="test")
-
-
-def test_events_module_reexports_raw_logs_from_rpc():
-    assert events_module.raw_logs_from_rpc is raw_logs_from_rpc
 
 
 # ======================================================================================

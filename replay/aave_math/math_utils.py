@@ -11,13 +11,11 @@ Rates are per-year rays (``1e27`` = 100% APR); timestamps are unix seconds. Soli
 - Taylor (v3.4+, "multiplications by exp first, then divide by SECONDS_PER_YEAR"):
   ``x = r*n/Y``; ``RAY + x + rayMul(x, x/2 + rayMul(x, x/6))``.
 
-``calculate_compounded_interest(..., revision)`` picks the form a revision uses.
+``revisions.calculate_compounded_interest(..., revision)`` picks the form a revision uses.
 ``mulDivCeil`` exists from v3.5 on; there is no ``mulDivFloor`` in any revision.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 from .wad_ray_math import (
     RAY,
@@ -28,9 +26,6 @@ from .wad_ray_math import (
     checked_uint256,
     ray_mul,
 )
-
-if TYPE_CHECKING:
-    from .revisions import Revision
 
 SECONDS_PER_YEAR = 365 * 24 * 60 * 60
 
@@ -92,17 +87,6 @@ def calculate_compounded_interest_taylor(
     x = ((rate_ray * exp) % modulus) // SECONDS_PER_YEAR
     inner = (x // 2 + ray_mul(x, x // 6)) % modulus
     return (RAY + x + ray_mul(x, inner)) % modulus
-
-
-def calculate_compounded_interest(
-    rate_ray: int, last_update_timestamp: int, current_timestamp: int, revision: "Revision"
-) -> int:
-    """``MathUtils.calculateCompoundedInterest`` in the form ``revision`` uses (see module doc)."""
-    from .revisions import rules_for  # late import: revisions builds on this module
-
-    return rules_for(revision).calculate_compounded_interest(
-        rate_ray, last_update_timestamp, current_timestamp
-    )
 
 
 def mul_div_ceil(a: int, b: int, c: int) -> int:

@@ -218,3 +218,10 @@ def rules_for(revision: Revision | str) -> RevisionRules:
     except ValueError:
         known = ", ".join(r.value for r in Revision)
         raise ValueError(f"Unknown Aave revision {revision!r}; use one of: {known}.") from None
+
+
+def calculate_compounded_interest(
+    rate_ray: int, last_update_timestamp: int, current_timestamp: int, revision: Revision | str
+) -> int:
+    """``MathUtils.calculateCompoundedInterest`` in the form ``revision`` uses (see math_utils)."""
+    return rules_for(revision).calculate_compounded_interest(rate_ray, last_update_timestamp, current_timestamp)
