@@ -30,6 +30,8 @@ HTTP library's own text, which quotes the URL, is not chained either.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import contextvars
 import email.utils
 import itertools
 import json
@@ -44,7 +46,7 @@ from typing import Any, Callable, Iterable, Sequence
 import requests
 import urllib3
 
-from postmortem.errors import PostmortemError
+from postmortem.errors import PostmortemError, RuntimeFailure
 from postmortem.redact import install_log_redaction, redact_text, redact_url
 
 log = logging.getLogger(__name__)
@@ -54,12 +56,14 @@ __all__ = [
     "RateLimiter",
     "RpcClient",
     "RpcError",
+    "RpcHttpError",
     "RpcProtocolError",
     "RpcRateLimitedError",
     "RpcTransportError",
     "RpcUnreachableError",
     "backoff_hint_seconds",
     "block_of_call",
+    "client_defaults",
     "is_archive_state_error",
     "is_rate_limit",
 ]
@@ -123,20 +127,31 @@ class ArchiveStateError(RpcError, PostmortemError):
         super().__init__(code, message, data, method, params, text=text, **kw)
 
 
-class RpcTransportError(RpcError, PostmortemError):
-    """The node kept failing at the HTTP level (resets, timeouts, 5xx, broken JSON) after retries."""
+class RpcTransportError(RpcError, RuntimeFailure):
+    """The node kept failing at the HTTP level (resets, timeouts, 5xx, broken JSON) after
+    retries: a runtime failure (exit code 1); the same command may work later."""
 
 
 class RpcUnreachableError(RpcTransportError):
-    """The URL does not lead to a listening node (refused, unknown host, connect timeout)."""
+    """The URL does not lead to a listening node (refused, unknown host, connect timeout):
+    the URL given is wrong, a usage error (exit code 2)."""
+
+    exit_code = PostmortemError.exit_code
 
 
-class RpcRateLimitedError(RpcError, PostmortemError):
-    """The node kept rate-limiting after every retry."""
+class RpcHttpError(RpcError, PostmortemError):
+    """The URL answers, but not as a JSON-RPC node will: HTTP 401/403 (the key was refused),
+    404 (wrong path), 405 (not a JSON-RPC endpoint) or an HTML page. Never retried; the URL
+    or its key is wrong, a usage error (exit code 2)."""
 
 
-class RpcProtocolError(RpcError):
-    """The node kept answering a call badly: its answer missing from a batch, or malformed."""
+class RpcRateLimitedError(RpcError, RuntimeFailure):
+    """The node kept rate-limiting after every retry (exit code 1)."""
+
+
+class RpcProtocolError(RpcError, RuntimeFailure):
+    """The node kept answering a call badly: its answer missing from a batch, or malformed
+    (exit code 1)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -332,6 +347,29 @@ class RateLimiter:
 
 _MISSING = object()
 
+# Defaults for clients built without an explicit timeout/retries, set by the CLI for one
+# command (``client_defaults``) so that ``--timeout`` and ``--retries`` reach every client a
+# stage builds without each stage taking those options.
+_DEFAULTS: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("rpc_client_defaults", default={})
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_RETRIES = 8
+
+
+@contextlib.contextmanager
+def client_defaults(*, timeout: float | None = None, retries: int | None = None):
+    """Within the block, an ``RpcClient`` built without ``timeout``/``retries`` uses these
+    (seconds per HTTP request; retries after the first attempt). None keeps the default."""
+    if timeout is not None and timeout <= 0:
+        raise PostmortemError(f"--timeout {timeout:g} is not a positive number of seconds; give e.g. --timeout 60")
+    if retries is not None and retries < 0:
+        raise PostmortemError(f"--retries {retries} is negative; give 0 or more")
+    values = {k: v for k, v in (("timeout", timeout), ("retries", retries)) if v is not None}
+    token = _DEFAULTS.set({**_DEFAULTS.get(), **values})
+    try:
+        yield
+    finally:
+        _DEFAULTS.reset(token)
+
 
 @dataclass
 class _Problem:
@@ -344,6 +382,7 @@ class _Problem:
     message: str | None = None
     data: Any = None
     http_status: int | None = None
+    timed_out: bool = False  # a transport problem that was a timeout: --timeout may help
 
 
 class _BatchTooLarge(Exception):
@@ -360,8 +399,9 @@ class RpcClient:
     * ``max_concurrency``: HTTP requests in flight at once, across all threads; also the
       thread-pool size of ``map_batched``.
     * ``max_batch``: calls per HTTP request in ``batch``/``map_batched`` (Erigon caps at 100).
-    * ``retries``: retries after the first attempt, for transport faults and rate limits.
-    * ``timeout`` [s]: per HTTP request (connect and read).
+    * ``retries``: retries after the first attempt, for transport faults and rate limits
+      (default 8, or what ``client_defaults`` set).
+    * ``timeout`` [s]: per HTTP request (connect and read; default 30, or ``client_defaults``).
     * ``backoff_base``/``backoff_max`` [s]: retry k waits between half and all of
       ``min(backoff_max, backoff_base * 2**k)`` ("equal jitter": never zero, never in step
       with other clients). A node's own ``Retry-After``/``backoff_seconds`` wins, capped at
@@ -379,8 +419,8 @@ class RpcClient:
         requests_per_second: float | None = None,
         max_concurrency: int = 4,
         max_batch: int = 100,
-        retries: int = 8,
-        timeout: float = 30.0,
+        retries: int | None = None,
+        timeout: float | None = None,
         backoff_base: float = 0.25,
         backoff_max: float = 30.0,
         max_retry_after: float = 120.0,
@@ -398,6 +438,9 @@ class RpcClient:
                 f"the RPC URL {self.display_url or '(empty)'} is not an http(s) URL; "
                 "pass one like https://host/path (websocket URLs are not supported)"
             )
+        defaults = _DEFAULTS.get()
+        retries = defaults.get("retries", DEFAULT_RETRIES) if retries is None else retries
+        timeout = defaults.get("timeout", DEFAULT_TIMEOUT) if timeout is None else timeout
         if max_concurrency < 1 or max_batch < 1 or retries < 0 or timeout <= 0:
             raise ValueError("max_concurrency and max_batch must be >= 1, retries >= 0 and timeout > 0")
         self._url = url
@@ -478,8 +521,15 @@ class RpcClient:
             futures = {pool.submit(self.batch, chunk, return_errors=True): i for i, chunk in enumerate(chunks)}
             for future in concurrent.futures.as_completed(futures):
                 results[futures[future]] = future.result()
-        finally:
+        except (KeyboardInterrupt, SystemExit):
+            # Ctrl-C: do not wait for the requests in flight (up to the timeout each).
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        else:
+            pool.shutdown(wait=True)
         return self._finish([r for chunk in results for r in chunk], return_errors)
 
     def stats(self) -> dict[str, float]:
@@ -645,23 +695,53 @@ class RpcClient:
                 "check the RPC URL and that the node is running",
             )
         if problem.kind == "transport":
+            if problem.timed_out:
+                fix = (f"the node is slow or overloaded: raise --timeout (now {self.timeout:g} s), lower "
+                       "--batch-size or --max-concurrency, or try again later (a re-run resumes)")
+            elif problem.http_status is not None and problem.http_status >= 500:
+                fix = "the node or its gateway is failing: try again later (a re-run resumes) or use another --rpc-url"
+            else:
+                fix = ("check that the node is healthy and try again (a re-run resumes), or use another --rpc-url; "
+                       "if it is only slow, raise --timeout")
             return RpcTransportError(
                 None, problem.detail, None, first[0], first[1], http_status=problem.http_status,
                 text=f"the JSON-RPC node at {self.display_url} kept failing on {label} ({problem.detail}) "
-                f"after {attempts} attempts; check that the node is healthy, or raise the timeout if it is slow",
+                f"after {attempts} attempts; {fix}",
             )
         if problem.kind == "rate_limit":
             return RpcRateLimitedError(
                 problem.code, problem.message or problem.detail, problem.data, first[0], first[1],
                 http_status=problem.http_status, retry_after=problem.hint,
                 text=f"the JSON-RPC node at {self.display_url} kept rate-limiting {label} after {attempts} "
-                "attempts; lower the requests-per-second or concurrency setting, or use a plan with more capacity",
+                "attempts; lower --requests-per-second or --max-concurrency, or use a plan with more capacity",
             )
         return RpcProtocolError(
             None, problem.detail, None, first[0], first[1], http_status=problem.http_status,
             text=f"the JSON-RPC node at {self.display_url} did not answer {label} properly ({problem.detail}) "
-            f"after {attempts} attempts; lower max_batch, as some nodes drop calls from large batches",
+            f"after {attempts} attempts; lower --batch-size (max_batch), as some nodes drop calls from large batches",
         )
+
+    def _url_error(self, status: int, reason: str | None, words: str, html: bool, call) -> RpcHttpError:
+        """The error for an answer that says the URL or its key is wrong (see ``RpcHttpError``)."""
+        status_text = f"HTTP {status} {reason or ''}".rstrip()
+        words = " ".join(self._scrub(words).split())[:120]
+        said = f" ({words})" if words and words.lower() != (reason or "").lower() else ""
+        where = f"the JSON-RPC node at {self.display_url}"
+        if html:
+            text = (f"{self.display_url} answered with an HTML page ({status_text}) instead of JSON-RPC; "
+                    "--rpc-url points at a web page, not at a node's JSON-RPC endpoint: check the URL")
+        elif status in (401, 403):
+            text = (f"{where} refused the key: {status_text}{said}; "
+                    "check the key in --rpc-url (or $POSTMORTEM_RPC_URL)")
+        elif status == 404:
+            text = (f"{where} answered {status_text}{said}: nothing serves JSON-RPC at that path; check the path "
+                    "in --rpc-url (for example https://mainnet.infura.io/v3/KEY)")
+        elif status == 405:
+            text = (f"{self.display_url} refused a JSON-RPC POST: {status_text}{said}; it is not a JSON-RPC "
+                    "endpoint, so check --rpc-url (a node's HTTP JSON-RPC address)")
+        else:
+            text = f"{where} answered {status_text}{said}; check --rpc-url"
+        return RpcHttpError(None, f"{status_text}{said}", None, call[0], call[1], http_status=status, text=text)
 
     def _attempt(self, calls, pending, results, as_batch) -> _Problem | None:
         """One HTTP round trip for the calls still pending; returns why some remain, if any."""
@@ -677,7 +757,8 @@ class RpcClient:
         except requests.exceptions.RequestException as exc:
             self._count(transport_errors=1)
             unreachable = self._is_connect_failure(exc) and not self._answered_once
-            return _Problem("unreachable" if unreachable else "transport", self._describe_transport(exc))
+            return _Problem("unreachable" if unreachable else "transport", self._describe_transport(exc),
+                            timed_out=isinstance(exc, requests.exceptions.Timeout))
         self._answered_once = True
         status = response.status_code
         hint = _parse_retry_after(response.headers.get("Retry-After"), time.time())
@@ -686,6 +767,13 @@ class RpcClient:
             parsed = json.loads(content)
         except ValueError:
             parsed = _MISSING
+        html = _is_html(response, content)
+        if status in _URL_STATUSES or (html and status < 500 and status != 429):
+            err = _first_error(parsed) if parsed is not _MISSING else None
+            words = str(err.get("message", "")) if err else ("" if html else content[:200].decode("utf-8", "replace"))
+            if not (err and is_rate_limit(err.get("code"), words, status)):
+                first = calls[pending[send[0]]]
+                raise self._url_error(status, response.reason, words, html, first) from None
 
         if status == 429:
             self._count(rate_limited=1)
@@ -701,9 +789,11 @@ class RpcClient:
             snippet = self._scrub(content[:120].decode("utf-8", "replace")).strip()
             if status >= 500 or status < 300:
                 self._count(transport_errors=1)
-                return _Problem(
-                    "transport", f"HTTP {status} with a body that is not JSON-RPC: {snippet!r}", hint, http_status=status
-                )
+                if html:
+                    detail = f"HTTP {status} {response.reason or ''}".rstrip() + " with an HTML error page"
+                else:
+                    detail = f"HTTP {status} with a body that is not JSON-RPC: {snippet!r}"
+                return _Problem("transport", detail, hint, http_status=status)
             # A 4xx without JSON (401 Unauthorized, 413 from a proxy...) will not change on retry.
             for i in send:
                 results[pending[i]] = self._make_error(None, f"HTTP {status}: {snippet}", None, calls[pending[i]], status)
@@ -772,6 +862,19 @@ class RpcClient:
         missing = [i for i in send if i in pending]
         detail = f"{len(missing)} of {len(send)} answers missing or malformed (ids {missing[:5]}{'...' if len(missing) > 5 else ''})"
         return _Problem("protocol", detail, http_status=status)
+
+
+# Statuses that say the URL or its key is wrong, whatever the body: never retried.
+_URL_STATUSES = frozenset({401, 403, 404, 405})
+
+
+def _is_html(response: requests.Response, content: bytes) -> bool:
+    """True when the answer is a web page (a wrong URL, a login page, a gateway's error page)."""
+    ctype = response.headers.get("Content-Type", "").lower()
+    if "html" in ctype:
+        return True
+    head = content[:200].lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html", b"<head", b"<body"))
 
 
 def _norm_id(value: Any) -> Any:

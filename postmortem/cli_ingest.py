@@ -2,30 +2,64 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
+import sys
 from pathlib import Path
 
 import click
 
-from postmortem.cli import cli
-from postmortem.paths import DEFAULT_WAREHOUSE
+from postmortem.cli import WAREHOUSE_OPT, cli  # noqa: F401  (WAREHOUSE_OPT: imported from here by older code)
+from postmortem.errors import PostmortemError
 
-WAREHOUSE_OPT = click.option("--warehouse", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_WAREHOUSE,
-                             show_default=True, help="Warehouse directory (Parquet files + catalog.duckdb).")
+RPC_URL_ENV = "POSTMORTEM_RPC_URL"
 
 
 def _rpc_url(rpc_url: str | None, incident: str | None) -> str:
     if rpc_url:
         return rpc_url
+    if incident:
+        check_incident(incident)  # an unknown id is the first thing to hear about, before any URL
     if incident and incident.startswith("devchain-"):
         from postmortem.incidents import load_incident
 
         return load_incident(incident).raw["rpc_url"]
-    env = os.environ.get("POSTMORTEM_RPC_URL")
+    env = os.environ.get(RPC_URL_ENV)
     if env:
         return env
-    raise click.UsageError("give --rpc-url URL (an archive node for historical blocks), or set POSTMORTEM_RPC_URL")
+    raise click.UsageError(f"give --rpc-url URL (an archive node for historical blocks), or set {RPC_URL_ENV}")
+
+
+def check_incident(incident: str) -> None:
+    """Raise a one-sentence error when ``incident`` is not in the catalog, with the closest id."""
+    from postmortem.incidents import catalog
+
+    ids = [d["id"] for d in catalog()]
+    if incident in ids:
+        return
+    close = difflib.get_close_matches(incident, ids, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise PostmortemError(f"unknown incident {incident!r}; {hint}run `postmortem incidents` to see the catalog "
+                          f"({len(ids)} incidents)")
+
+
+def timeout_options(f):
+    """``--timeout`` and ``--retries`` of every command that talks to a JSON-RPC node."""
+    f = click.option("--retries", type=click.IntRange(min=0), default=None,
+                     help="Retries of a failed request (resets, timeouts, HTTP 5xx, rate limits) before giving up "
+                          "[default: 8].")(f)
+    f = click.option("--timeout", type=click.FloatRange(min=0.1), default=None, metavar="SECONDS",
+                     help="Seconds to wait for each JSON-RPC answer before retrying [default: 30]; raise it for a "
+                          "slow node or large batches.")(f)
+    return f
+
+
+def say_connecting(url: str) -> None:
+    """A first line on stderr at once, so a slow node is visible from the first second."""
+    from postmortem.redact import redact_url
+
+    click.echo(f"ingest: asking {redact_url(url)} for the chain, its head and the markets ...", err=True)
 
 
 @cli.command("ingest")
@@ -38,6 +72,7 @@ def _rpc_url(rpc_url: str | None, incident: str | None) -> str:
 @WAREHOUSE_OPT
 @click.option("--requests-per-second", type=click.FloatRange(min=0.01), default=None,
               help="Cap on JSON-RPC calls per second (a batch counts each call). Default: no cap.")
+@timeout_options
 @click.option("--max-concurrency", type=click.IntRange(1, 64), default=4, show_default=True,
               help="JSON-RPC requests in flight at once.")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=10_000, show_default=True,
@@ -50,73 +85,138 @@ def _rpc_url(rpc_url: str | None, incident: str | None) -> str:
 @click.option("--allow-unfinalized", is_flag=True, help="Ingest past the node's finalized block.")
 @click.option("--batch-size", type=click.IntRange(1, 1000), default=100, show_default=True,
               help="Calls per JSON-RPC batch (Erigon allows 100 by default).")
-def ingest_cmd(rpc_url, incident, pools, from_block, to_block, warehouse, requests_per_second, max_concurrency,
-               chunk_size, users_since, price_grid, allow_unfinalized, batch_size) -> None:
+def ingest_cmd(rpc_url, incident, pools, from_block, to_block, warehouse, requests_per_second, timeout, retries,
+               max_concurrency, chunk_size, users_since, price_grid, allow_unfinalized, batch_size) -> None:
     """Pull a block range from a JSON-RPC node into the warehouse.
 
     \b
     Examples:
       postmortem ingest --incident devchain-wsteth-capo-2026-03-10
-      postmortem ingest --rpc-url $RPC --incident aave-v3-wsteth-capo-2026-03-10 --requests-per-second 20
-      postmortem ingest --rpc-url $RPC --pool 0x8787... --from-block 24626850 --to-block 24628100
+      postmortem ingest --rpc-url "$RPC" --incident aave-v3-wsteth-capo-2026-03-10 --requests-per-second 20
+      postmortem ingest --rpc-url "$RPC" --pool 0x87870Bca3F3fD6335C3F4ce8392D69350B4fA4E2 \\
+          --from-block 24626850 --to-block 24628100 --users-since 24000000
+      POSTMORTEM_RPC_URL="$RPC" postmortem ingest --incident aave-v3-wsteth-capo-2026-03-10 --timeout 90
 
-    Re-running is safe: complete chunks are skipped, interrupted ones fetched again.
+    Re-running is safe: complete chunks are skipped, interrupted ones (Ctrl-C, a crash, a node
+    that gave up) fetched again. Exit codes: 2 a wrong option, URL or key; 1 the node kept
+    failing; 130 interrupted.
     """
     from ingest.pipeline import ingest
+    from ingest.rpc import client_defaults
 
     if incident and pools:
         raise click.UsageError("give either --incident or --pool, not both")
+    if incident:
+        check_incident(incident)  # before asking for or talking to any node
     if pools and users_since is None:
         users_since = from_block
     url = _rpc_url(rpc_url, incident)
-    summary = ingest(url, incident=incident, pools=list(pools) or None, from_block=from_block, to_block=to_block,
-                     warehouse=warehouse, requests_per_second=requests_per_second, max_concurrency=max_concurrency,
-                     chunk_size=chunk_size, users_since=users_since, price_grid=price_grid,
-                     allow_unfinalized=allow_unfinalized, max_batch=batch_size)
+    say_connecting(url)
+    with client_defaults(timeout=timeout, retries=retries):
+        summary = ingest(url, incident=incident, pools=list(pools) or None, from_block=from_block, to_block=to_block,
+                         warehouse=warehouse, requests_per_second=requests_per_second, max_concurrency=max_concurrency,
+                         chunk_size=chunk_size, users_since=users_since, price_grid=price_grid,
+                         allow_unfinalized=allow_unfinalized, max_batch=batch_size)
     click.echo(f"ingested blocks {summary['from_block']}..{summary['to_block']} of chain {summary['chain_id']}: "
                f"{summary['logs']} logs, {summary['chunks']} chunks written, {summary['chunks_skipped']} already complete, "
                f"{summary['rpc']['calls']} calls in {summary['seconds']} s -> {warehouse}")
 
 
 @cli.command("sql")
-@click.argument("query")
+@click.argument("query", required=False)
+@click.option("--file", "query_file", type=click.Path(dir_okay=False, exists=True, path_type=Path), metavar="Q.sql",
+              help="Read the query from this file instead of the QUERY argument.")
 @WAREHOUSE_OPT
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table", show_default=True)
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the result to FILE (needed for parquet).")
-def sql_cmd(query, warehouse, fmt, output) -> None:
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default=None,
+              help="Output format [default: from the --out file's extension (.csv, .json, .parquet, .txt), "
+                   "else table].")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Write the result to FILE (outside the warehouse) instead of the terminal; needed for parquet.")
+@click.option("--output", "output_alias", type=click.Path(dir_okay=False, path_type=Path), hidden=True,
+              help="Deprecated name of --out.")
+def sql_cmd(query, query_file, warehouse, fmt, out, output_alias) -> None:
     """Run a read-only SQL QUERY over the warehouse (DuckDB dialect).
+
+    QUERY is the SQL text, or `-` to read it from standard input; --file reads it from a file.
 
     \b
     Examples:
       postmortem sql "select count(*) from liquidations"
       postmortem sql "select user, debt_to_cover_units from liquidations order by 2 desc limit 5"
-      postmortem sql "select * from verdicts" --format csv --output verdicts.csv
+      postmortem sql "select * from verdicts" --out verdicts.csv        # CSV, from the extension
+      postmortem sql "select * from health" --out health.parquet
+      postmortem sql --file question.sql --format json
+      echo "select * from runs" | postmortem sql -
 
     Queries cannot change the warehouse, attach databases, install extensions or write files
-    other than --output. `postmortem schema` lists the tables.
+    other than --out. `postmortem schema` lists the tables.
     """
-    from postmortem.sql import run_sql
+    from postmortem.sql import format_for_output, run_sql
 
-    if fmt == "parquet" and output is None:
-        raise click.UsageError("--format parquet needs --output FILE")
-    text = run_sql(warehouse, query, fmt=fmt, output=output)
+    if out is not None and output_alias is not None and out != output_alias:
+        raise click.UsageError("give --out FILE once (--output is its old name), not both")
+    out = out if out is not None else output_alias
+    if fmt == "parquet" and out is None:
+        raise click.UsageError("--format parquet needs --output FILE or --out FILE: parquet is binary")
+    text_query = _query_text(query, query_file)
+    fmt = format_for_output(fmt, out)
+    text = run_sql(warehouse, text_query, fmt=fmt, output=out)
     if text is not None:
         click.echo(text.rstrip("\n"))
-    elif output:
-        click.echo(f"wrote {output}", err=True)
+    elif out:
+        click.echo(f"wrote {out}", err=True)
+
+
+def _query_text(query: str | None, query_file: Path | None) -> str:
+    if query is not None and query_file is not None:
+        raise click.UsageError("give the query once: as QUERY, or with --file, not both")
+    if query_file is not None:
+        try:
+            return query_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PostmortemError(f"cannot read the query file {query_file} ({exc}); check the path") from None
+    if query == "-":
+        if sys.stdin is None or (sys.stdin.isatty() if hasattr(sys.stdin, "isatty") else False):
+            raise click.UsageError("`postmortem sql -` reads the query from standard input; pipe it in, "
+                                   "e.g. echo \"select 1\" | postmortem sql -")
+        return sys.stdin.read()
+    if query is None:
+        raise click.UsageError('give a QUERY, e.g. postmortem sql "select count(*) from liquidations", '
+                               "or `-` to read it from standard input, or --file Q.sql")
+    return query
 
 
 @cli.command("schema")
 @click.argument("table", required=False)
 @WAREHOUSE_OPT
 def schema_cmd(table, warehouse) -> None:
-    """List every table and view with column descriptions and units (or one TABLE)."""
+    """List every table and view with column descriptions and units (or one TABLE).
+
+    Works before anything is ingested (the documented tables); with a warehouse it also marks
+    the tables that have no data yet and shows the warehouse's own views.
+
+    \b
+    Examples:
+      postmortem schema
+      postmortem schema liquidations
+      postmortem schema glossary          # the quantities the report names
+    """
     from ingest.tables import register_docs
-    from postmortem.schema_docs import describe
+    from postmortem import schema_docs
 
     register_docs()
     _register_stage_docs()
-    click.echo(describe(table, warehouse if Path(warehouse).exists() else None).rstrip("\n"))
+    root = warehouse if Path(warehouse).exists() else None
+    try:
+        text = schema_docs.describe(table, root)
+    except PostmortemError:
+        if not table:
+            raise
+        names = [t.name for t in schema_docs.all_tables()] + [schema_docs.GLOSSARY_NAME]
+        close = difflib.get_close_matches(table, names, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise PostmortemError(f"no table named {table}; {hint}run `postmortem schema` to list tables") from None
+    click.echo(text.rstrip("\n"))
 
 
 def _register_stage_docs() -> None:
@@ -130,13 +230,21 @@ def _register_stage_docs() -> None:
 
 
 @cli.command("incidents")
-@click.option("--json", "as_json", is_flag=True, help="Print the catalog as JSON.")
-def incidents_cmd(as_json) -> None:
-    """List the incident catalog (data/incidents/*.toml)."""
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Print the catalog as text or JSON.")
+@click.option("--json", "as_json", is_flag=True, hidden=True, help="Same as --format json.")
+def incidents_cmd(fmt, as_json) -> None:
+    """List the incident catalog (data/incidents/*.toml).
+
+    \b
+    Examples:
+      postmortem incidents
+      postmortem incidents --format json
+    """
     from postmortem.incidents import catalog
 
     items = catalog()
-    if as_json:
+    if as_json or fmt == "json":
         click.echo(json.dumps(items, indent=1))
         return
     for d in items:
@@ -148,8 +256,16 @@ def incidents_cmd(as_json) -> None:
 @WAREHOUSE_OPT
 @click.option("--repair", is_flag=True, help="Remove damaged chunks so the next ingest fetches them again.")
 def verify_cmd(warehouse, repair) -> None:
-    """Check every warehouse file against its manifest entry (presence, hash, readability)."""
-    from postmortem.errors import PostmortemError
+    """Check every warehouse file against its manifest entry (presence, hash, readability).
+
+    Exit code 0 when every file matches, 1 when something is damaged (each problem on its own
+    line); --repair removes the damaged chunks so that the next ingest fetches them again.
+
+    \b
+    Examples:
+      postmortem verify
+      postmortem verify --warehouse /data/wh --repair
+    """
     from postmortem.warehouse import Warehouse
 
     if not Path(warehouse).exists():

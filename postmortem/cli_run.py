@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from postmortem.cli import cli
-from postmortem.cli_ingest import WAREHOUSE_OPT, _rpc_url
+from postmortem.cli import WAREHOUSE_OPT
+from postmortem.cli_ingest import _rpc_url, check_incident, say_connecting, timeout_options
 from postmortem.paths import DEFAULT_REPORTS
 
 
@@ -39,15 +40,26 @@ def run_incident(incident: str, rpc_url: str, warehouse: Path, *, from_block=Non
 @WAREHOUSE_OPT
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Report folder.")
 @click.option("--requests-per-second", type=click.FloatRange(min=0.01), default=None, help="Cap on RPC calls per second.")
-def run_cmd(incident, rpc_url, from_block, to_block, warehouse, out_dir, requests_per_second) -> None:
+@timeout_options
+def run_cmd(incident, rpc_url, from_block, to_block, warehouse, out_dir, requests_per_second, timeout, retries) -> None:
     """Ingest, replay and report one incident, resumably.
 
     \b
-    Example (mainnet, bring an archive node):
-      postmortem run --incident aave-v3-wsteth-capo-2026-03-10 --rpc-url "$RPC"
+    Examples:
+      postmortem run --incident devchain-wsteth-capo-2026-03-10          # after `devchain start`
+      postmortem run --incident aave-v3-wsteth-capo-2026-03-10 --rpc-url "$RPC"   # an archive node
+      POSTMORTEM_RPC_URL="$RPC" postmortem run --incident aave-v3-wsteth-capo-2026-03-10 --out report/
+
+    Interrupted (Ctrl-C, exit code 130) or failed, the same command resumes where it stopped.
     """
-    out = run_incident(incident, _rpc_url(rpc_url, incident), warehouse, from_block=from_block, to_block=to_block,
-                       out_dir=out_dir, requests_per_second=requests_per_second)
+    from ingest.rpc import client_defaults
+
+    check_incident(incident)  # before asking for or talking to any node
+    url = _rpc_url(rpc_url, incident)
+    say_connecting(url)
+    with client_defaults(timeout=timeout, retries=retries):
+        out = run_incident(incident, url, warehouse, from_block=from_block, to_block=to_block,
+                           out_dir=out_dir, requests_per_second=requests_per_second)
     _print_headline(out)
 
 
@@ -81,6 +93,11 @@ def demo_cmd(port, warehouse, out_dir) -> None:
     """Start the local chain with the incident, run on it, stop it, print where the report is.
 
     This is what `make demo` runs. It takes about a minute.
+
+    \b
+    Examples:
+      postmortem demo
+      postmortem demo --port 18545 --warehouse /tmp/demo/wh --out /tmp/demo/report
     """
     from devchain import manager
     from devchain.node import free_port, port_in_use
