@@ -9,8 +9,7 @@ from pathlib import Path
 import click
 
 import replay.tables  # noqa: F401  (documents the output tables, for `postmortem schema` and the catalog)
-from postmortem.cli import cli
-from postmortem.paths import DEFAULT_WAREHOUSE
+from postmortem.cli import cli, warehouse_option
 
 
 def _eth(wei) -> str:
@@ -21,8 +20,7 @@ def _eth(wei) -> str:
 
 @cli.command("replay")
 @click.option("--incident", "incident_id", required=True, help="Incident id from the catalog (`postmortem incidents`).")
-@click.option("--warehouse", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_WAREHOUSE,
-              show_default=True, help="Warehouse folder the incident was ingested into.")
+@warehouse_option("Warehouse folder the incident was ingested into.")
 @click.option("--true-price", "true_prices", multiple=True, metavar="SYMBOL=MODEL[:PARAM]",
               help="Override the incident's true price of one asset: uncapped, reported, constant:USD, "
                    "feed:0xADDRESS or csv:PATH (repeatable), e.g. wstETH=constant:2345.67.")
@@ -39,6 +37,12 @@ def replay_cmd(incident_id: str, warehouse: Path, true_prices: tuple[str, ...], 
 
     Writes the health, verdicts, borrower_losses, liquidator_gains, at_risk and price_path tables
     to the warehouse under a new run id; query them with `postmortem sql`.
+
+    \b
+    Examples:
+      postmortem replay --incident devchain-wsteth-capo-2026-03-10
+      postmortem replay --incident aave-v3-wsteth-capo-2026-03-10 --true-price wstETH=constant:2700
+      postmortem replay --incident ID --from-block 24626900 --to-block 24627000 --health-band 1.05
     """
     from replay.engine import replay
 

@@ -6,15 +6,13 @@ from pathlib import Path
 
 import click
 
-from postmortem.cli import cli
-from postmortem.paths import DEFAULT_WAREHOUSE
+from postmortem.cli import cli, warehouse_option
 
 
 @cli.command("report")
 @click.option("--incident", "incident_id", required=True, metavar="ID",
               help="Incident id, as given to `postmortem replay` (e.g. devchain-wsteth-capo-2026-03-10).")
-@click.option("--warehouse", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_WAREHOUSE,
-              show_default=True, help="Warehouse folder to read.")
+@warehouse_option("Warehouse folder to read.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for the documents [default: data/reports/ID/].")
 @click.option("--format", "formats", default="md,html,json,csv", show_default=True, metavar="LIST",

@@ -30,6 +30,7 @@ infinities are null, times are ISO 8601.
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import json
 import math
@@ -47,6 +48,31 @@ from postmortem.errors import PostmortemError
 from postmortem.warehouse import CATALOG_NAME
 
 FORMATS = ("table", "csv", "json", "parquet")
+# The format a result file's extension implies (``postmortem sql --out FILE``).
+EXTENSION_FORMATS = {".csv": "csv", ".json": "json", ".parquet": "parquet", ".txt": "table"}
+
+
+def format_for_output(fmt: str | None, output: Path | str | None) -> str:
+    """The output format: ``fmt`` if given, else the one ``output``'s extension implies, else
+    ``table``. A ``fmt`` that contradicts a known extension is an error, not a silent choice."""
+    implied = EXTENSION_FORMATS.get(Path(output).suffix.lower()) if output is not None else None
+    if fmt is None:
+        if output is None:
+            return "table"
+        if implied is None:
+            raise PostmortemError(
+                f"cannot tell the format from the name {Path(output).name}; end it in "
+                f"{', '.join(EXTENSION_FORMATS)} or pass --format {'|'.join(FORMATS)}"
+            )
+        return implied
+    if fmt not in FORMATS:
+        raise PostmortemError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if implied is not None and implied != fmt:
+        raise PostmortemError(
+            f"--format {fmt} conflicts with the file name {Path(output).name}, which says {implied}; "
+            f"drop --format or give the file a {fmt} name"
+        )
+    return fmt
 
 # PRAGMAs that only report; everything else (enable_profiling, threads, ...) changes state.
 ALLOWED_PRAGMAS = frozenset({
@@ -72,9 +98,9 @@ _REFUSALS = {
     "CREATE_FUNC": "postmortem sql is read-only: CREATE MACRO/FUNCTION is refused; use a WITH clause instead",
     "DROP": "postmortem sql is read-only: DROP is refused; the catalog is rebuilt by the warehouse itself",
     "ALTER": "postmortem sql is read-only: ALTER is refused; the catalog is rebuilt by the warehouse itself",
-    "COPY": "writing files from SQL (COPY) is refused; save results with --format and --output instead",
-    "COPY_DATABASE": "copying databases from SQL is refused; save results with --format and --output instead",
-    "EXPORT": "EXPORT DATABASE is refused; save results with --format and --output instead",
+    "COPY": "writing files from SQL (COPY) is refused; save results with --out FILE instead",
+    "COPY_DATABASE": "copying databases from SQL is refused; save results with --out FILE instead",
+    "EXPORT": "EXPORT DATABASE is refused; save results with --out FILE instead",
     "ATTACH": "ATTACH is refused; queries may only read this warehouse's tables",
     "DETACH": "DETACH is refused; queries may only read this warehouse's tables",
     "LOAD": "installing or loading DuckDB extensions is refused; queries run with the built-in functions only",
@@ -251,7 +277,7 @@ def run_sql(warehouse_root: Path | str, query: str, fmt: str = "table", output: 
         types = [str(d[1]) for d in cur.description]
         rows = cur.fetchall()
     except duckdb.Error as exc:
-        raise _explain_error(exc) from None
+        raise _explain_error(exc, con) from None
     finally:
         con.close()
     if fmt == "table":
@@ -269,16 +295,16 @@ def run_sql(warehouse_root: Path | str, query: str, fmt: str = "table", output: 
 def _check_output(warehouse_root: Path | str, fmt: str, output: Path | str | None) -> Path | None:
     if output is None:
         if fmt == "parquet":
-            raise PostmortemError("parquet output is binary; pass --output FILE to save it")
+            raise PostmortemError("parquet output is binary; pass --output FILE (or --out FILE) to save it")
         return None
     path = Path(output).expanduser().resolve()
     root = Path(warehouse_root).expanduser().resolve()
     if path == root or root in path.parents:
-        raise PostmortemError(f"refusing to write {path} inside the warehouse; choose an --output path outside {root}")
+        raise PostmortemError(f"refusing to write {path} inside the warehouse; choose an --out path outside {root}")
     if not path.parent.is_dir():
-        raise PostmortemError(f"the folder {path.parent} does not exist; create it or choose another --output path")
+        raise PostmortemError(f"the folder {path.parent} does not exist; create it or choose another --out path")
     if path.is_dir():
-        raise PostmortemError(f"{path} is a folder; pass a file name to --output")
+        raise PostmortemError(f"{path} is a folder; pass a file name to --out")
     return path
 
 
@@ -293,11 +319,37 @@ def _write_atomic(path: Path, write) -> None:
             tmp.unlink()
 
 
-def _explain_error(exc: duckdb.Error) -> PostmortemError:
+def _catalog_names(con, what: str) -> list[str]:
+    """Names of the catalog's tables and views (``what="table"``) or of all their columns."""
+    sql = ("SELECT DISTINCT table_name FROM information_schema.tables" if what == "table"
+           else "SELECT DISTINCT column_name FROM information_schema.columns")
+    try:
+        return [r[0] for r in con.execute(sql).fetchall() if r[0] != "catalog_info"]
+    except duckdb.Error:
+        return []
+
+
+def _did_you_mean(name: str, con, what: str) -> str:
+    if con is None:
+        return ""
+    names = _catalog_names(con, what)
+    best = difflib.get_close_matches(name, names, n=1, cutoff=0.6) or difflib.get_close_matches(
+        name.lower(), [n.lower() for n in names], n=1, cutoff=0.6)
+    return f"did you mean {best[0]}? " if best else ""
+
+
+def _explain_error(exc: duckdb.Error, con=None) -> PostmortemError:
     msg = _clean(exc)
     m = re.search(r'Table with name (\S+) does not exist', msg)
     if m:
-        return PostmortemError(f"no table named {m.group(1)}; run `postmortem schema` to list tables")
+        name = m.group(1)
+        return PostmortemError(f"no table named {name}; {_did_you_mean(name, con, 'table')}"
+                               "run `postmortem schema` to list tables")
+    m = re.search(r'Referenced column "([^"]+)" not found|does not have a column named "([^"]+)"', msg)
+    if m:
+        name = m.group(1) or m.group(2)
+        return PostmortemError(f"no column named {name}; {_did_you_mean(name, con, 'column')}"
+                               "run `postmortem schema TABLE` to list a table's columns")
     m = re.search(r'Table Function with name (\S+) does not exist', msg)
     if m:
         return PostmortemError(f"no table function named {m.group(1)}; check the name in the DuckDB documentation")
