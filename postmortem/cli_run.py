@@ -106,13 +106,14 @@ def demo_cmd(port, warehouse, out_dir) -> None:
     if port_in_use(port):
         port = free_port()
     click.echo(f"starting the devchain on port {port} with scenario wsteth-capo-2026-03-10 ...")
-    node, started = manager.start(port, "wsteth-capo-2026-03-10", progress=True)
+    directory = manager.directory_for(port)  # its own manifest: another devchain's is left alone
+    node, started = manager.start(port, "wsteth-capo-2026-03-10", directory=directory, progress=True)
     try:
         click.echo("ingest, replay, report ...")
-        out = run_incident(incident, node.url, warehouse, out_dir=out_dir)
+        out = run_incident(incident, node.url, warehouse, out_dir=out_dir, devchain_dir=directory)
     finally:
         node.stop()
-        manager.stop()
+        manager.stop(directory)
     gt = started["ground_truth"]["liquidations"]
     click.echo(f"ground truth: {len(gt)} liquidations, {sum(x['wrongly_eligible'] for x in gt)} wrongly eligible")
     _print_headline(out)
