@@ -37,7 +37,7 @@ from postmortem.errors import PostmortemError
 from postmortem.incidents import Incident, load_incident
 from postmortem.paths import DEFAULT_WAREHOUSE
 from postmortem.redact import redact_url
-from postmortem.warehouse import Warehouse
+from postmortem.warehouse import CHUNK_DATASETS_KEY, Warehouse
 
 TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
 DEFAULT_CHUNK = 10_000
@@ -184,24 +184,33 @@ def ingest(
 def _heal(wh: Warehouse, chain: int) -> list[str]:
     """Find damaged files (missing, changed, unreadable) and leftovers of a crash; remove them
     and mark their chunk incomplete so this run fetches exactly those chunks again."""
+    if not wh.exists():
+        return []  # a fresh warehouse: nothing to check yet
     problems = wh.verify(rehash=True)
     if not problems:
         return []
-    records = {r.path: r for r in wh.records()}
-    notes = []
-    for p in problems:
-        rec = records.get(p.path)
-        notes.append(p.description)
-        if rec is not None and rec.kind == "chunk" and rec.chain_id == chain and rec.dataset != "logs":
-            # The raw logs file marks a chunk complete: drop it too so the whole chunk is redone.
-            marker = "positions_at_start" if rec.start == rec.end and rec.dataset in _START_DATASETS else "logs"
-            if wh.record_for(chain, marker, rec.start, rec.end) is not None:
-                wh.invalidate(chain, marker, rec.start, rec.end, reason=f"{rec.dataset} file damaged")
+    # Repair withdraws each damaged file with the rest of its chunk (same block range, every
+    # dataset, the raw logs marker included), so the chunk loop below fetches all of it again.
     wh.repair(problems)
-    return notes
+    return [p.description for p in problems]
 
 
 _START_DATASETS = {"reserve_states_at_start", "emode_categories", "positions_at_start"}
+
+
+def _start_complete(wh: Warehouse, chain: int, since: int, start_block: int, chunk_size: int) -> bool:
+    """The start snapshot and the holder scan it was built from are all there (a repaired
+    ``holder_transfers`` chunk makes the start be built again, resuming the scan)."""
+    if not wh.is_chunk_complete(chain, "positions_at_start", start_block, start_block):
+        return False
+    if start_block < since:
+        return True
+    return all(wh.is_complete(chain, "holder_transfers", s, e)
+               for s, e in _chunks(since, start_block, _holder_chunk_size(chunk_size)))
+
+
+def _holder_chunk_size(chunk_size: int) -> int:
+    return max(chunk_size, 50_000)
 
 
 def _run(client: RpcClient, wh: Warehouse, plan: IngestPlan, chunk_size: int, progress, revisions) -> dict:
@@ -223,11 +232,12 @@ def _run(client: RpcClient, wh: Warehouse, plan: IngestPlan, chunk_size: int, pr
             token_asset[r["a_token"]] = r["asset"]
             token_asset[r["variable_debt_token"]] = r["asset"]
 
-    counts = {"chunks": 0, "chunks_skipped": 0, "chunks_refetched_reorg": 0, "logs": 0, "blocks": 0, "reads": 0,
+    counts = {"chunks": 0, "chunks_skipped": 0, "chunks_refetched_reorg": 0, "logs": 0, "logs_fetched": 0,
+              "blocks": 0, "reads": 0,
               "damaged_files_repaired": len(repaired)}
     # -- the start --------------------------------------------------------------------------
     start_block = a - 1
-    if not wh.is_complete(chain, "positions_at_start", start_block, start_block):
+    if not _start_complete(wh, chain, plan.users_since, start_block, chunk_size):
         header = client.call("eth_getBlockByNumber", [hex(start_block), False])
         ts = int(header["timestamp"], 16)
         _write(wh, chain, "reserve_states_at_start", start_block, start_block,
@@ -235,16 +245,20 @@ def _run(client: RpcClient, wh: Warehouse, plan: IngestPlan, chunk_size: int, pr
         _write(wh, chain, "emode_categories", start_block, start_block,
                snapshots.emode_categories(client, markets, start_block))
         holders = _holders(client, wh, chain, markets, plan.users_since, start_block, chunk_size, progress)
+        # Written last, listing the other start datasets: the start is complete only with all of them.
         _write(wh, chain, "positions_at_start", start_block, start_block,
-               snapshots.positions(client, markets, holders, start_block))
+               snapshots.positions(client, markets, holders, start_block),
+               {CHUNK_DATASETS_KEY: sorted(_START_DATASETS - {"positions_at_start"})})
 
     # -- reorg check on completed chunks (one batch of headers) ----------------------------
     chunks = _chunks(a, b, chunk_size)
     complete = []
+    logs_in_done: dict[tuple[int, int], int] = {}
     for s, e in chunks:
         rec = wh.record_for(chain, "logs", s, e)
-        if rec is not None and wh.is_complete(chain, "logs", s, e):
+        if rec is not None and wh.is_chunk_complete(chain, "logs", s, e):
             complete.append((s, e, (rec.meta or {}).get("end_block_hash")))
+            logs_in_done[(s, e)] = rec.rows
     headers = client.map_batched([("eth_getBlockByNumber", [hex(e), False]) for _, e, _ in complete])
     done = []
     for (s, e, recorded), now in zip(complete, headers):
@@ -260,6 +274,7 @@ def _run(client: RpcClient, wh: Warehouse, plan: IngestPlan, chunk_size: int, pr
         for s, e in chunks:
             if (s, e) in done:
                 counts["chunks_skipped"] += 1
+                counts["logs"] += logs_in_done[(s, e)]  # the summary counts every log of the range
                 bar.update(e - s + 1)
                 continue
             _supersede(wh, chain, s, e)
@@ -267,6 +282,7 @@ def _run(client: RpcClient, wh: Warehouse, plan: IngestPlan, chunk_size: int, pr
                                                       plan.price_grid, token_decimals, token_asset)
             counts["chunks"] += 1
             counts["logs"] += n_logs
+            counts["logs_fetched"] += n_logs
             counts["blocks"] += n_blocks
             counts["reads"] += n_reads
             bar.update(e - s + 1, logs=counts["logs"])
@@ -299,7 +315,7 @@ def _holders(client, wh, chain, markets, since: int, until: int, chunk_size: int
     holders: dict[str, set[str]] = {t: set() for t in tokens}
     if until < since:
         return holders
-    size = max(chunk_size, 50_000)
+    size = _holder_chunk_size(chunk_size)
     bar = _Progress(until - since + 1, "holders", progress)
     try:
         for s, e in _chunks(since, until, size):
@@ -395,18 +411,22 @@ def _ingest_chunk(client, wh, chain, markets, addresses, s, e, a, b, grid, token
             )
     reads = snapshots.price_reads(client, markets, read_blocks)
     # Decoded tables and reads first, the raw logs chunk last: it marks the chunk complete.
+    written = []
     for name, table in decoded.items():
-        if name == "undecoded" and table.num_rows == 0:
-            continue
         if table.num_rows == 0:
-            continue
+            continue  # an empty decoded table is not written, and not listed below
         if name in ("transfers", "token_mints", "token_burns", "balance_transfers"):
             table = table.append_column("asset", _lookup(table.column("address"), token_asset, pa.string()))
         _write(wh, chain, name, s, e, _with_units(name, table, token_decimals))
+        written.append(name)
     for name, table in reads.items():
         _write(wh, chain, name, s, e, table)
+        written.append(name)
     _write(wh, chain, "blocks", s, e, blocks)
-    meta = {"start_block_hash": hash_of.get(s), "end_block_hash": hash_of.get(e), "logs": raw.num_rows}
+    written.append("blocks")
+    # The logs file lists what the chunk wrote: the chunk is complete only while all of it is there.
+    meta = {"start_block_hash": hash_of.get(s), "end_block_hash": hash_of.get(e), "logs": raw.num_rows,
+            CHUNK_DATASETS_KEY: sorted(written)}
     _write(wh, chain, "logs", s, e, raw, meta)
     n_reads = sum(t.num_rows for t in reads.values())
     return raw.num_rows, blocks.num_rows, n_reads
