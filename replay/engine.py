@@ -826,7 +826,7 @@ def replay(warehouse_root: Path | str, incident_id: str, *, true_price_overrides
     ``price_path``) are written under ``incident_id`` and a new ``run_id`` with provenance.
     """
     from postmortem.incidents import load_incident
-    from postmortem.warehouse import Warehouse
+    from postmortem.warehouse import RUN_OUTPUTS_KEY, Warehouse
     from replay.tables import TABLES, VIEWS, to_arrow
 
     started = datetime.now(timezone.utc)
@@ -865,7 +865,9 @@ def replay(warehouse_root: Path | str, incident_id: str, *, true_price_overrides
     params = {"incident_id": incident_id, "from_block": a, "to_block": b, "pools": pools, "chain_id": chain_id,
               "true_price": {s: m.describe() for s, m in models.items()}, "health_band": health_band,
               "eth_asset": eth_asset}
-    provenance = {"parameters": params, "inputs": inputs.input_files, "tool_version": __version__}
+    # Every output lists the run's tables, so a run missing one is never taken as complete.
+    provenance = {"parameters": params, "inputs": inputs.input_files, "tool_version": __version__,
+                  RUN_OUTPUTS_KEY: sorted(TABLES)}
     wh = Warehouse(root)
     with wh.lock(f"postmortem replay --incident {incident_id}"):
         for name in TABLES:
