@@ -1,8 +1,15 @@
 """Start a devchain with a scenario, write its manifest and ground truth; stop it.
 
-The manifest (``data/devchain/manifest.json`` by default) names the chain id, the Aave
-revision, every address, the deploy block and the scenario summary; the ground truth
-(``ground_truth.json`` beside it) lists every liquidation with its verdict by construction.
+Each devchain has its own folder, chosen by its port, so several can run side by side:
+
+* the default port (8545): ``data/devchain/`` itself (``$POSTMORTEM_DEVCHAIN_DIR``); this is
+  the manifest the catalog's ``devchain-*`` incidents read;
+* any other port P: ``data/devchain/port-P/``.
+
+The manifest (``manifest.json``) names the chain id, the Aave revision, every address, the
+deploy block, the scenario summary, the node's port and pid; the ground truth
+(``ground_truth.json`` beside it) lists every liquidation with its verdict by construction;
+``anvil.log`` is the node's own output.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import time
 from pathlib import Path
 
 from devchain.chain import Artifacts, Chain
-from devchain.node import AnvilNode, rpc_ready, start_anvil, stop_pid
+from devchain.node import AnvilNode, port_in_use, rpc_ready, start_anvil, stop_pid
 from devchain.scenario import ScenarioRunner, load_scenario
 from postmortem import __version__
 from postmortem.errors import PostmortemError
@@ -21,6 +28,16 @@ from postmortem.paths import DEVCHAIN_DIR
 
 MANIFEST_NAME = "manifest.json"
 GROUND_TRUTH_NAME = "ground_truth.json"
+DEFAULT_PORT = 8545
+PORT_DIR_PREFIX = "port-"
+
+
+def directory_for(port: int | None = None) -> Path:
+    """The folder of the devchain on ``port``: ``data/devchain/`` for the default port (the
+    one ``devchain-*`` incidents read), ``data/devchain/port-P/`` for any other."""
+    if port is None or int(port) == DEFAULT_PORT:
+        return DEVCHAIN_DIR
+    return DEVCHAIN_DIR / f"{PORT_DIR_PREFIX}{int(port)}"
 
 
 def manifest_path(directory: Path | None = None) -> Path:
@@ -34,6 +51,27 @@ def read_manifest(directory: Path | None = None) -> dict:
             f"no devchain manifest at {path}; start one with `postmortem devchain start --scenario wsteth-capo-2026-03-10`"
         )
     return json.loads(path.read_text())
+
+
+def all_manifests() -> list[tuple[Path, dict]]:
+    """Every devchain manifest, the default port's first, then by port: (folder, manifest)."""
+    dirs = [DEVCHAIN_DIR]
+    if DEVCHAIN_DIR.is_dir():
+        ports = []
+        for p in DEVCHAIN_DIR.glob(f"{PORT_DIR_PREFIX}*"):
+            suffix = p.name[len(PORT_DIR_PREFIX):]
+            if suffix.isdigit() and (p / MANIFEST_NAME).exists():
+                ports.append((int(suffix), p))
+        dirs += [p for _, p in sorted(ports)]
+    out = []
+    for d in dirs:
+        path = d / MANIFEST_NAME
+        if path.exists():
+            try:
+                out.append((d, json.loads(path.read_text())))
+            except json.JSONDecodeError:
+                continue  # a damaged manifest names no devchain we could stop anyway
+    return out
 
 
 def _write_json(path: Path, obj: dict) -> None:
@@ -66,13 +104,35 @@ def run_scenario_on(url: str, scenario_name: str, *, progress: bool = False, **p
     return {"manifest": manifest, "ground_truth": {"scenario": scenario["name"], **result["ground_truth"]}}
 
 
-def start(port: int = 8545, scenario: str = "wsteth-capo-2026-03-10", *, directory: Path | None = None,
+def _check_port_free(port: int, directory: Path) -> None:
+    if not port_in_use(port):
+        return
+    path = manifest_path(directory)
+    if path.exists():
+        try:
+            m = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            m = {}
+        if not m.get("stopped") and m.get("scenario"):
+            raise PostmortemError(
+                f"a devchain with scenario {m['scenario']} already runs on port {port}; stop it with "
+                f"`postmortem devchain stop --port {port}` or pass --port with a free port"
+            )
+    raise PostmortemError(
+        f"port {port} is already in use by another program; pass --port with a free port, or stop what listens there"
+    )
+
+
+def start(port: int = DEFAULT_PORT, scenario: str = "wsteth-capo-2026-03-10", *, directory: Path | None = None,
           detach: bool = True, progress: bool = False, **params) -> tuple[AnvilNode, dict]:
-    """Start anvil on ``port``, run ``scenario`` on it and write the manifest. The node keeps
-    running (detached) until ``stop``."""
-    directory = directory or DEVCHAIN_DIR
-    load_scenario(scenario, **params)  # unknown names fail before anything starts
-    sc = load_scenario(scenario, **params)
+    """Start anvil on ``port``, run ``scenario`` on it and write the manifest into ``directory``
+    (default: the port's own folder, ``directory_for(port)``). The node keeps running
+    (detached) until ``stop``. A manifest already there is replaced only once the new chain is
+    ready; on failure it is left as it was."""
+    directory = directory or directory_for(port)
+    sc = load_scenario(scenario, **params)  # unknown names fail before anything starts
+    if port:
+        _check_port_free(port, directory)
     directory.mkdir(parents=True, exist_ok=True)
     node = start_anvil(port, timestamp=sc.get("genesis_timestamp"), detach=detach,
                        log_path=directory / "anvil.log")
@@ -82,23 +142,50 @@ def start(port: int = 8545, scenario: str = "wsteth-capo-2026-03-10", *, directo
         node.stop()
         raise
     out["manifest"]["pid"] = node.pid
-    out["manifest"]["port"] = port if port else node.port
+    out["manifest"]["port"] = node.port
     out["manifest"]["started_at"] = int(time.time())
-    _write_json(directory / MANIFEST_NAME, out["manifest"])
     _write_json(directory / GROUND_TRUTH_NAME, out["ground_truth"])
+    _write_json(directory / MANIFEST_NAME, out["manifest"])
     return node, out
 
 
-def stop(directory: Path | None = None) -> str:
+def _is_our_anvil(pid: int, port: int | None) -> bool:
+    """True when ``pid`` is (still) an anvil started for ``port``, so that a pid the system has
+    since given to another program is never signalled."""
+    if not Path("/proc/self").exists():  # no procfs (macOS): trust a node answering on its port
+        return port is not None and rpc_ready(f"http://127.0.0.1:{port}")
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    if not args or not args[0].endswith(b"anvil"):
+        return False
+    return port is None or str(port).encode() in args
+
+
+def stop(directory: Path | None = None, *, port: int | None = None) -> str:
+    """Stop the devchain whose manifest is in ``directory`` (or the one on ``port``; default:
+    the default port's). Marks its manifest stopped; says what it did."""
+    if directory is None:
+        directory = directory_for(port)
     path = manifest_path(directory)
+    where = f"port {port}" if port is not None else f"{directory}"
     if not path.exists():
-        return "no devchain is running (no manifest found)"
+        raise PostmortemError(
+            f"no devchain was started on {where} (no manifest at {path}); `postmortem devchain status` "
+            "lists the devchains there are"
+        )
     manifest = json.loads(path.read_text())
+    if manifest.get("stopped"):
+        raise PostmortemError(
+            f"the devchain on port {manifest.get('port')} is already stopped; `postmortem devchain status` "
+            "lists the running ones"
+        )
     pid = manifest.get("pid")
-    if pid and stop_pid(int(pid)):
-        msg = f"stopped the devchain (pid {pid}, port {manifest.get('port')})"
+    if pid and _is_our_anvil(int(pid), manifest.get("port")) and stop_pid(int(pid)):
+        msg = f"stopped the devchain on port {manifest.get('port')} (pid {pid}, scenario {manifest.get('scenario')})"
     else:
-        msg = "the devchain was not running any more"
+        msg = f"the devchain on port {manifest.get('port')} had already exited; its manifest is marked stopped"
     manifest["stopped"] = True
     _write_json(path, manifest)
     return msg

@@ -1,4 +1,8 @@
-"""`postmortem devchain start|stop|status`: the local chain with a scenario."""
+"""`postmortem devchain start|stop|status`: local chains with a scenario, one per port.
+
+The devchain on the default port (8545) keeps its manifest in ``data/devchain/`` (what the
+catalog's ``devchain-*`` incidents read); one on any other port P in ``data/devchain/port-P/``.
+"""
 
 from __future__ import annotations
 
@@ -8,29 +12,82 @@ import click
 
 from postmortem.cli import cli
 
+DEFAULT_PORT = 8545  # devchain.manager.DEFAULT_PORT (not imported here: it pulls in web3)
+
+
+def _first_sentence(text: str, limit: int = 88) -> str:
+    text = " ".join(text.split())
+    for stop in (". ", ": "):
+        if stop in text:
+            text = text.split(stop)[0]
+    text = text.rstrip(".")
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
+def scenario_help_rows() -> list[tuple[str, str]]:
+    """Every scenario (a file in devchain/scenarios/, plus the generated `scale`) and what it is."""
+    from devchain.scenario import SCENARIO_DIR, available_scenarios
+
+    rows = []
+    for name in available_scenarios():
+        path = SCENARIO_DIR / f"{name}.json"
+        if path.exists():
+            try:
+                desc = json.loads(path.read_text()).get("description", "")
+            except json.JSONDecodeError:
+                desc = "(this file is not valid JSON)"
+        elif name == "scale":
+            desc = "Generated, --borrowers N eMode borrowers on Core (default 2,000) for benchmarks"
+        else:
+            desc = ""
+        rows.append((name, _first_sentence(desc)))
+    return rows
+
+
+class _StartCommand(click.Command):
+    """`devchain start`, whose --help ends with every scenario read from devchain/scenarios/."""
+
+    def format_epilog(self, ctx, formatter) -> None:
+        with formatter.section("Scenarios (devchain/scenarios/*.json, and the generated scale)"):
+            formatter.write_dl(scenario_help_rows())
+        super().format_epilog(ctx, formatter)
+
 
 @cli.group()
 def devchain() -> None:
-    """The local chain: anvil running real Aave v3.6 contracts with a scenario.
+    """Local chains: anvil running real Aave v3.6 contracts with a scenario, one per port.
 
     \b
-    postmortem devchain start --scenario wsteth-capo-2026-03-10
-    postmortem devchain status
-    postmortem devchain stop
+    postmortem devchain start --scenario wsteth-capo-2026-03-10    # :8545, data/devchain/
+    postmortem devchain start --scenario small --port 18545        # data/devchain/port-18545/
+    postmortem devchain status                                     # every running devchain
+    postmortem devchain stop --port 18545
+    postmortem devchain stop --all
     """
 
 
-@devchain.command("start")
-@click.option("--port", default=8545, show_default=True, help="JSON-RPC port for anvil (must be free).")
+def _running_ports() -> list[int]:
+    from devchain import manager
+
+    return [int(m["port"]) for _d, m in manager.all_manifests() if m.get("port") and manager.is_running(m)]
+
+
+@devchain.command("start", cls=_StartCommand)
+@click.option("--port", type=click.IntRange(1, 65535), default=DEFAULT_PORT, show_default=True,
+              help="JSON-RPC port for anvil (must be free). The default port's devchain is the one "
+                   "`devchain-*` incidents use.")
 @click.option("--scenario", default="wsteth-capo-2026-03-10", show_default=True,
-              help="Scenario to run after deploying: wsteth-capo-2026-03-10, small, or scale.")
+              help="Scenario to run after deploying (listed below).")
 @click.option("--borrowers", type=click.IntRange(1, 1_000_000), default=None,
               help="Number of borrowers (the `scale` scenario only).")
 def start_cmd(port: int, scenario: str, borrowers: int | None) -> None:
-    """Start anvil, deploy Aave v3.6 (Core and Prime), run SCENARIO, write the manifest.
+    """Start anvil on PORT, deploy Aave v3.6 (Core and Prime), run SCENARIO, write the manifest.
 
-    The node keeps running in the background; the manifest (every address, the deploy block,
-    the scenario summary) and the scenario's ground truth are written under data/devchain/.
+    The node keeps running in the background until `postmortem devchain stop --port PORT`. Its
+    manifest (every address, the deploy block, the scenario summary, port and pid) and the
+    scenario's ground truth go to data/devchain/ for the default port, data/devchain/port-PORT/
+    for any other; several devchains on different ports run side by side. The same scenario
+    gives the same chain every time: the same blocks, timestamps, transactions, logs and state.
     """
     from devchain import manager
     from devchain.scenario import load_scenario
@@ -39,32 +96,89 @@ def start_cmd(port: int, scenario: str, borrowers: int | None) -> None:
     if borrowers and scenario != "scale":
         raise click.UsageError("--borrowers applies to the `scale` scenario only")
     load_scenario(scenario, **params)  # an unknown name fails before anything starts
-    node, out = manager.start(port, scenario, progress=True, **params)
+    directory = manager.directory_for(port)
+    node, out = manager.start(port, scenario, directory=directory, progress=True, **params)
     s = out["manifest"]["summary"]
     click.echo(f"devchain running at {node.url} (chain id {out['manifest']['chain_id']}, pid {node.pid})")
     click.echo(f"scenario {scenario}: blocks {s['deploy_block']}..{s['end_block']}, "
                f"{s['liquidations']} liquidations ({s['liquidations_wrongly_eligible']} wrongly eligible by construction), "
                f"{s['seconds']} s")
-    click.echo(f"manifest: {manager.manifest_path()}")
+    click.echo(f"manifest: {manager.manifest_path(directory)}")
+    if port != DEFAULT_PORT:
+        click.echo(f"stop it with: postmortem devchain stop --port {port}")
 
 
 @devchain.command("stop")
-def stop_cmd() -> None:
-    """Stop the devchain started by `postmortem devchain start`."""
-    from devchain import manager
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help=f"Port of the devchain to stop (default {DEFAULT_PORT}).")
+@click.option("--all", "stop_all", is_flag=True, help="Stop every running devchain.")
+def stop_cmd(port: int | None, stop_all: bool) -> None:
+    """Stop a devchain started by `postmortem devchain start` (its manifest is kept, marked stopped).
 
-    click.echo(manager.stop())
+    \b
+    postmortem devchain stop                 # the one on port 8545
+    postmortem devchain stop --port 18545
+    postmortem devchain stop --all
+    """
+    from devchain import manager
+    from postmortem.errors import PostmortemError
+
+    if stop_all:
+        if port is not None:
+            raise click.UsageError("pass either --port or --all, not both")
+        live = [(d, m) for d, m in manager.all_manifests() if not m.get("stopped")]
+        if not live:
+            click.echo("no devchain is running")
+        for d, _m in live:
+            click.echo(manager.stop(d))
+        return
+    target = DEFAULT_PORT if port is None else port
+    path = manager.manifest_path(manager.directory_for(target))
+    if not path.exists() or json.loads(path.read_text()).get("stopped"):
+        others = [p for p in _running_ports() if p != target]
+        if len(others) == 1:
+            hint = f"a devchain runs on port {others[0]}: `postmortem devchain stop --port {others[0]}`"
+        elif others:
+            hint = f"devchains run on ports {', '.join(map(str, others))}; pass --port to stop one, or --all"
+        else:
+            hint = "`postmortem devchain status` lists the running ones"
+        why = f"its manifest {path} is marked stopped" if path.exists() else f"no manifest at {path}"
+        raise PostmortemError(f"no devchain is running on port {target} ({why}); {hint}")
+    click.echo(manager.stop(port=target))
 
 
 @devchain.command("status")
-@click.option("--json", "as_json", is_flag=True, help="Print the whole manifest as JSON.")
-def status_cmd(as_json: bool) -> None:
-    """Say whether the devchain runs, where, and with which scenario."""
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Only the devchain on this port.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print manifests as JSON: a list of every devchain's, or the one of --port.")
+def status_cmd(port: int | None, as_json: bool) -> None:
+    """List every running devchain: port, scenario, chain id, URL and manifest.
+
+    Manifests of stopped devchains are kept (marked stopped); they are counted, not listed.
+    """
     from devchain import manager
 
-    m = manager.read_manifest()
-    if as_json:
-        click.echo(json.dumps(m, indent=1))
+    if port is not None:
+        m = manager.read_manifest(manager.directory_for(port))
+        if as_json:
+            click.echo(json.dumps({**m, "running": manager.is_running(m)}, indent=1))
+            return
+        state = "running" if manager.is_running(m) else "stopped"
+        click.echo(f"port {port}: {state}, scenario {m['scenario']}, chain id {m['chain_id']}, {m['rpc_url']}, "
+                   f"manifest {manager.manifest_path(manager.directory_for(port))}")
         return
-    state = "running" if manager.is_running(m) else "stopped"
-    click.echo(f"devchain {state}: {m['rpc_url']} scenario {m['scenario']} chain id {m['chain_id']}")
+    found = [(d, m, manager.is_running(m)) for d, m in manager.all_manifests()]
+    if as_json:
+        click.echo(json.dumps([{**m, "running": running} for _d, m, running in found], indent=1))
+        return
+    running = [(d, m) for d, m, r in found if r]
+    if not running:
+        click.echo("no devchain is running; start one with `postmortem devchain start`")
+    for d, m in running:
+        default = " (the one devchain-* incidents use)" if d == manager.directory_for(DEFAULT_PORT) else ""
+        click.echo(f"port {m.get('port')}: running{default}, scenario {m['scenario']}, chain id {m['chain_id']}, "
+                   f"{m['rpc_url']}, manifest {manager.manifest_path(d)}")
+    stopped = [m for _d, m, r in found if not r]
+    if stopped:
+        click.echo(f"{len(stopped)} stopped devchain manifest(s) kept: port "
+                   f"{', '.join(str(m.get('port')) for m in stopped)}")
