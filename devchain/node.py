@@ -97,7 +97,7 @@ def start_anvil(
     elif port_in_use(port):
         raise PostmortemError(
             f"port {port} is already in use; pass --port with a free port, or stop what listens there "
-            "(`postmortem devchain stop` if it is an earlier devchain)"
+            f"(`postmortem devchain stop --port {port}` if it is an earlier devchain)"
         )
     args = [
         str(binary),
