@@ -44,9 +44,11 @@ def report_cmd(incident_id: str, warehouse: Path, out_dir: Path | None, formats:
     --compare-paid.
 
     \b
-    postmortem report --incident devchain-wsteth-capo-2026-03-10
-    postmortem report --incident aave-v3-wsteth-capo-2026-03-10 --rate-gap 0.034902118 \\
-        --bonus-bps 100 --compare-paid paid.csv
+    Examples:
+      postmortem report --incident devchain-wsteth-capo-2026-03-10
+      postmortem report --incident ID --out /tmp/report --format html,csv
+      postmortem report --incident aave-v3-wsteth-capo-2026-03-10 --rate-gap 0.034902118 \\
+          --bonus-bps 100 --compare-paid paid.csv
     """
     from reports import fmt, text
     from reports.api import build_and_write, parse_formats
