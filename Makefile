@@ -18,10 +18,14 @@ $(STAMP_PY): pyproject.toml
 	$(PIP) install --quiet -e ".[test]"
 	@touch $@
 
-# `npm install` (not `npm ci`): anvil's per-platform optional packages are absent from a lock
-# written on one platform, which `npm ci` refuses; the lock still pins every version.
+# The tracked lock records anvil's optional package for every platform, so `npm install`
+# installs exactly what it pins and leaves it byte-for-byte unchanged (checked on a fresh
+# clone and on an existing node_modules). `npm install` rather than `npm ci`: ci would delete
+# node_modules (and the anvil in use) each time the lock's timestamp changes.
 $(STAMP_NPM): package.json package-lock.json
 	npm install --no-audit --no-fund --loglevel=error
+	@git diff --quiet -- package-lock.json 2>/dev/null || \
+	  echo "note: npm rewrote package-lock.json; please report it (git diff package-lock.json)" >&2
 	@touch $@
 
 # Compilation is cached under build/ by the hash of every input; a no-op when nothing changed.
