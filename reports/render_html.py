@@ -51,8 +51,9 @@ tbody tr:last-child td{border-bottom:0}
 tfoot td{font-weight:700;background:var(--soft);border-top:2px solid var(--line)}
 .num{text-align:right}
 figure{margin:0 0 28px}
-.chart-box{overflow-x:auto;-webkit-overflow-scrolling:touch}
-.chart-box svg{display:block;width:100%;max-width:920px;min-width:600px;height:auto;margin:0 auto}
+.chart-box{max-width:920px;margin:0 auto}
+.chart-box svg{display:block;width:100%;height:auto}
+.chart-narrow{display:none}
 figcaption{color:var(--muted);font-size:.88rem;margin-top:6px;max-width:78ch}
 .badge{display:inline-block;padding:0 8px;border-radius:999px;font-size:.76rem;font-weight:600;white-space:nowrap}
 .b-wrongly_eligible,.b-underpaid,.b-not_paid{background:#fee2e2;color:#991b1b}
@@ -72,8 +73,19 @@ footer{margin-top:48px;color:var(--muted);font-size:.82rem;border-top:1px solid 
  body{font-size:15px}.wrap{padding:16px 12px 48px}
  .card .value{font-size:1.3rem}th,td{padding:5px 8px}
  dl.kv{grid-template-columns:1fr}dl.kv dd{margin-bottom:6px}
+ .chart-wide{display:none}.chart-narrow{display:block}
+ .scroll.stack{border:0;border-radius:0;overflow:visible}
+ table.stack thead{position:absolute;left:-9999px}
+ table.stack,table.stack tbody,table.stack tfoot{display:block}
+ table.stack tr{display:grid;grid-template-columns:1fr 1fr;gap:4px 14px;border:1px solid var(--line);border-radius:10px;padding:8px 12px;margin:0 0 10px}
+ table.stack td{display:block;white-space:normal;border:0;padding:0;text-align:left;min-width:0;overflow-wrap:anywhere}
+ table.stack td::before{content:attr(data-label);display:block;color:var(--muted);font-size:.74rem;font-weight:400;line-height:1.3}
+ table.stack td:empty{display:none}
+ table.stack td.key{grid-column:1/-1;order:-2}
+ table.stack td.lead{grid-column:1/-1;order:-1;font-size:1.1rem}
+ table.stack tfoot tr{background:var(--soft);border-top:1px solid var(--line)}
 }
-@media print{details.sql{display:none}.chart-box svg{min-width:0}h2{break-after:avoid}}
+@media print{details.sql{display:none}.chart-wide{display:block}.chart-narrow{display:none}h2{break-after:avoid}}
 """.strip()
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
@@ -107,18 +119,29 @@ def _addr(address: str | None, full: bool = False) -> str:
 
 
 def _table(headers: list[tuple[str, bool]], rows: list[list[str]], foot: list[str] | None = None,
-           caption: str | None = None) -> str:
-    """``headers``: (text, numeric); cells are already-escaped HTML."""
+           caption: str | None = None, stack: tuple[int, int] | None = None) -> str:
+    """``headers``: (text, numeric); cells are already-escaped HTML.
+
+    A wide table scrolls sideways in its own box. With ``stack=(key, lead)`` it becomes one card
+    per row on a narrow screen instead (each cell under its header's words, from ``data-label``),
+    the ``key`` column (who) across the top and the ``lead`` column (the amount) first and large,
+    so what matters is on screen without sideways scrolling.
+    """
+    def td(i: int, c: str) -> str:
+        cls = " ".join(x for x in ("num" if headers[i][1] else "", "key" if stack and i == stack[0] else "",
+                                   "lead" if stack and i == stack[1] else "") if x)
+        attr = f' class="{cls}"' if cls else ""
+        return f'<td{attr} data-label="{_e(headers[i][0])}">{c}</td>'
+
     num = ' class="num"'
     head = "".join(f'<th scope="col"{num if n else ""}>{_e(h)}</th>' for h, n in headers)
-    body = "".join("<tr>" + "".join(f"<td{num if headers[i][1] else ''}>{c}</td>" for i, c in enumerate(r))
-                   + "</tr>" for r in rows)
+    body = "".join("<tr>" + "".join(td(i, c) for i, c in enumerate(r)) + "</tr>" for r in rows)
     tfoot = ""
     if foot:
-        tfoot = "<tfoot><tr>" + "".join(f"<td{num if headers[i][1] else ''}>{c}</td>"
-                                        for i, c in enumerate(foot)) + "</tr></tfoot>"
+        tfoot = "<tfoot><tr>" + "".join(td(i, c) for i, c in enumerate(foot)) + "</tr></tfoot>"
     cap = f"<caption class=\"sr\">{_e(caption)}</caption>" if caption else ""
-    return f'<div class="scroll"><table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody>{tfoot}</table></div>'
+    box, table = ("scroll stack", ' class="stack"') if stack else ("scroll", "")
+    return f'<div class="{box}"><table{table}>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody>{tfoot}</table></div>'
 
 
 def _empty(text_: str) -> str:
@@ -142,6 +165,12 @@ def _hf_float(v: int | None) -> float:
     return v / 1e18
 
 
+def _both_widths(draw, *args, chart_id: str, **kw) -> str:
+    """A chart drawn for a desktop and for a phone; the CSS shows the one that fits the screen."""
+    return (f'<div class="chart-wide">{draw(*args, chart_id=chart_id, width=charts.WIDE, **kw)}</div>'
+            f'<div class="chart-narrow">{draw(*args, chart_id=f"{chart_id}-narrow", width=charts.NARROW, **kw)}</div>')
+
+
 def chart_sections(m: ReportModel) -> list[tuple[str, str, str, str, list[tuple[str, str]]]]:
     """(id, title, svg, caption, sqls) for every chart."""
     out = []
@@ -149,15 +178,17 @@ def chart_sections(m: ReportModel) -> list[tuple[str, str, str, str, list[tuple[
     numbered = list(enumerate(liqs, start=1))
     mis = m.mispriced
     if mis and m.price_path.rows:
-        pts = [charts.PricePoint(r["block_number"], r["reported_price"] / 1e8, r["true_price"] / 1e8)
+        pts = [charts.PricePoint(r["block_number"], r["reported_price"] / 1e8, r["true_price"] / 1e8, r.get("timestamp"))
                for r in m.price_path.rows]
-        marks = [charts.Mark(r["block_number"], (r["collateral_price_reported"] or 0) / 1e8, r["verdict"], _liq_tooltip(i, r))
+        marks = [charts.Mark(r["block_number"], (r["collateral_price_reported"] or 0) / 1e8, r["verdict"], _liq_tooltip(i, r),
+                             r.get("timestamp"))
                  for i, r in numbered if r["collateral_asset"] == mis["asset"] and r.get("collateral_price_reported")]
         w = m.value("mispricing_window") or {}
         window = (w["first_block"], w["last_block"]) if w.get("first_block") is not None else None
         title = f"{mis['symbol']}: reported vs true price"
         out.append(("chart-price", title,
-                    charts.price_chart(pts, marks, chart_id="chart-price", title=title, window=window),
+                    _both_widths(charts.price_chart, pts, marks, chart_id="chart-price", title=title, window=window,
+                                 unit=f"USD per {mis['symbol']}"),
                     f"{mis['symbol']} price in USD as the oracle reported it (dashed) and as it truly was (solid), "
                     "block by block over the replayed range; the mispriced stretch is shaded and every liquidation "
                     "of this collateral is marked at the price it was liquidated at.",
@@ -169,8 +200,8 @@ def chart_sections(m: ReportModel) -> list[tuple[str, str, str, str, list[tuple[
                 lo, hi = max(p0, b0 - 2), min(p1, b1 + 2)
                 title = f"{mis['symbol']}: the liquidations up close (blocks {lo:,}–{hi:,})"
                 out.append(("chart-price-zoom", title,
-                            charts.price_chart(pts, marks, chart_id="chart-price-zoom", title=title, window=window,
-                                               x_range=(lo, hi)),
+                            _both_widths(charts.price_chart, pts, marks, chart_id="chart-price-zoom", title=title,
+                                         window=window, x_range=(lo, hi), unit=f"USD per {mis['symbol']}"),
                             "The same chart zoomed on the blocks with liquidations; liquidations within one block are "
                             "spread across it in log order.",
                             [("price path", m.price_path.sql), ("liquidations", m.liquidations.sql)]))
@@ -178,7 +209,7 @@ def chart_sections(m: ReportModel) -> list[tuple[str, str, str, str, list[tuple[
         items = [charts.HFItem(str(i), _hf_float(r["hf_reported"]), _hf_float(r["hf_true"]), r["verdict"], _liq_tooltip(i, r))
                  for i, r in numbered]
         title = "Health factor just before each liquidation"
-        out.append(("chart-hf", title, charts.hf_chart(items, chart_id="chart-hf", title=title),
+        out.append(("chart-hf", title, _both_widths(charts.hf_chart, items, chart_id="chart-hf", title=title),
                     "Each liquidation (numbered as in the tables) at the reported price (circle) and the true price "
                     "(diamond). A wrongly eligible liquidation has its circle below the HF = 1 line and its diamond on "
                     "or above it.", [("liquidations", m.liquidations.sql)]))
@@ -192,7 +223,7 @@ def chart_sections(m: ReportModel) -> list[tuple[str, str, str, str, list[tuple[
                 parts.append(r["goodwill_wei"] / 1e18)
             chart.bars.append(charts.LossBar(fmt.short(r["user"]), tuple(parts), fmt.eth_auto(r["total_wei"]), r["user"]))
         title = f"Owed per borrower ({m.reimbursement.policy.name})"
-        out.append(("chart-losses", title, charts.loss_bars(chart, chart_id="chart-losses", title=title),
+        out.append(("chart-losses", title, _both_widths(charts.loss_bars, chart, chart_id="chart-losses", title=title),
                     "What each borrower is owed under the report's reimbursement policy, split into the collateral "
                     "handed over at the wrong price (oracle loss, fee part included) and the liquidation bonus.",
                     [("per liquidation", m.reimbursement.inputs.sql), ("per borrower, chain prices", m.reimbursement.chain_sql)]))
@@ -320,7 +351,8 @@ def _reimbursement(m: ReportModel) -> str:
             + (f" + {_e(fmt.eth(t['goodwill_wei'], 4))} goodwill" if t["goodwill_wei"] else "")
             + "). The exact list, to the wei, is the CSV beside this report.</p></div>",
             "<h3>Reimbursement list</h3>",
-            _table(headers, rows, foot) if rows else _empty("nobody is owed anything under this policy"),
+            _table(headers, rows, foot, stack=(1, next(i for i, (h, _) in enumerate(headers) if h.startswith("owed"))))
+            if rows else _empty("nobody is owed anything under this policy"),
             _sql([("per liquidation in scope (the policy is applied to these rows)", r.inputs.sql),
                   ("per borrower at the chain's prices", r.chain_sql)])]
     if m.comparison:

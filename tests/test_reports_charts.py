@@ -6,6 +6,8 @@ import math
 import re
 import xml.etree.ElementTree as ET
 
+import pytest
+
 from reports import charts, fmt
 
 NS = "{http://www.w3.org/2000/svg}"
@@ -29,11 +31,11 @@ def test_price_chart_steps_only_where_the_price_changes():
     pts = [charts.PricePoint(b, 2387.89 if 10 <= b <= 20 else 2457.70, 2457.70) for b in range(0, 41)]
     marks = [charts.Mark(10, 2387.89, "wrongly_eligible", "#1"), charts.Mark(10, 2387.89, "wrongly_eligible", "#2"),
              charts.Mark(12, 2387.89, "eligible_anyway", "#3"), charts.Mark(14, 2387.89, "anomaly", "#4")]
-    root = parse(charts.price_chart(pts, marks, chart_id="p", title="price", window=(10, 20)))
-    paths = [p.get("d") for p in root.iter(f"{NS}path")]
-    assert len(paths) == 2
-    reported = paths[1]
+    svg = charts.price_chart(pts, marks, chart_id="p", title="price", window=(10, 20))
+    root = parse(svg)
+    true, reported = series(root)
     assert reported.count("V") == 2  # down at block 10, back up at block 21; nothing in between
+    assert "V" not in true
     circles = list(root.iter(f"{NS}circle"))
     # Two liquidations in block 10 sit side by side, not on top of each other.
     xs = sorted(float(c.get("cx")) for c in circles if c.find(f"{NS}title") is not None)
@@ -42,10 +44,30 @@ def test_price_chart_steps_only_where_the_price_changes():
     assert {"#1", "#2", "#3", "#4"} <= set(titles)
 
 
+def series(root: ET.Element) -> tuple[str, str]:
+    """The true and the reported price lines' path data; fails unless both are drawn, edge to edge."""
+    found = {p.get("class"): p.get("d") for p in root.iter(f"{NS}path") if (p.get("class") or "").startswith("series-")}
+    assert set(found) == {"series-true", "series-reported"}, found
+    for d in found.values():
+        m = re.fullmatch(r"M([\d.]+),([\d.]+)((?:H[\d.]+V[\d.]+)*)H([\d.]+)", d)
+        assert m, d
+        assert float(m.group(4)) - float(m.group(1)) > 300  # a line across the plot, not a dot
+    return found["series-true"], found["series-reported"]
+
+
 def test_price_chart_zoom_keeps_the_value_in_force_at_its_left_edge():
     pts = [charts.PricePoint(0, 1.0, 2.0), charts.PricePoint(100, 1.5, 2.0)]
     root = parse(charts.price_chart(pts, [], chart_id="z", title="zoom", x_range=(50, 60)))
-    assert all(p.get("d").startswith("M") for p in root.iter(f"{NS}path"))
+    true, reported = series(root)
+    y = lambda d: float(d[1:].split(",")[1].split("H")[0])  # noqa: E731
+    assert y(reported) > y(true)  # 1.0 (in force since block 0) drawn below 2.0 from the left edge
+    assert "V" not in reported  # the change at block 100 is outside the zoom
+
+
+def test_the_path_check_fails_when_no_line_is_drawn():
+    empty = charts.price_chart([], [], chart_id="n", title="none")
+    with pytest.raises(AssertionError):
+        series(parse(empty))
 
 
 def test_hf_chart_marks_both_prices_and_the_threshold():
