@@ -120,3 +120,87 @@ def test_display_formatting_is_exact():
     assert fmt.percent_change(97, 100) == "-3.00%" and fmt.ppm_to_percent(-28402) == "-2.84%"
     assert fmt.utc(1_773_143_171) == "2026-03-10 11:46:11 UTC"
     assert fmt.duration(84) == "84 s" and fmt.duration(252) == "4 min 12 s" and fmt.duration(7_380) == "2 h 03 min"
+
+
+def texts(root: ET.Element) -> list[ET.Element]:
+    return list(root.iter(f"{NS}text"))
+
+
+def test_a_long_quiet_gap_is_cut_from_the_time_axis_and_marked():
+    """An hour between two blocks must not squeeze the minutes with the liquidations into a sliver."""
+    t0 = 1_773_139_571
+    times = {0: t0, **{b: t0 + 3600 + (b - 1) * 12 for b in range(1, 21)}}
+    pts = [charts.PricePoint(b, 2387.89 if 5 <= b <= 15 else 2457.70, 2457.70, times[b]) for b in range(21)]
+    marks = [charts.Mark(b, 2387.89, "wrongly_eligible", f"#{b}", times[b]) for b in (5, 8, 12)]
+    root = parse(charts.price_chart(pts, marks, chart_id="g", title="gap", window=(5, 15)))
+    words = [t.text for t in texts(root)]
+    assert "1 h 00 min cut" in words
+    assert any(w.startswith("time, UTC (2026-03-10)") and "// marks time cut out" in w for w in words), words
+    _, reported = series(root)
+    m = re.fullmatch(r"M([\d.]+),[\d.]+H([\d.]+)V[\d.]+H([\d.]+)V[\d.]+H([\d.]+)", reported)
+    assert m, reported
+    start, down, up, _end = map(float, m.groups())
+    # Before the dip: the cut hour (drawn as the break) and 48 s; the dip: 132 s. Widths true to time.
+    assert abs((up - down) / (down - start - charts.BREAK_PX) - 132 / 48) < 0.05, (start, down, up)
+    # Block numbers are used, with no cut, when a point has no timestamp.
+    plain = parse(charts.price_chart([charts.PricePoint(p.block, p.reported, p.true) for p in pts], [],
+                                     chart_id="b", title="blocks"))
+    assert "block number" in [t.text for t in texts(plain)] and not any("cut" in (t.text or "") for t in texts(plain))
+
+
+def test_every_axis_has_a_title_with_its_unit_and_says_where_it_starts():
+    pts = [charts.PricePoint(b, 2387.89 if 10 <= b <= 20 else 2457.70, 2457.70) for b in range(41)]
+    price = [t.text for t in texts(parse(charts.price_chart(pts, [], chart_id="p", title="t", unit="USD per wstETH")))]
+    assert any(re.fullmatch(r"price, USD per wstETH \(axis from \$2,\d{3}, not 0\)", w) for w in price), price
+    assert "−2.84%" in price  # the gap, in %, beside its bracket
+    hf = [t.text for t in texts(parse(charts.hf_chart([charts.HFItem("1", 0.985, 1.017, "wrongly_eligible", "a")],
+                                                       chart_id="h", title="t")))]
+    assert any(w.startswith("health factor, no unit (axis from 0.9") for w in hf), hf
+    assert "liquidation number, in chain order" in hf
+    chart = charts.LossChart(("oracle part", "bonus part"), [charts.LossBar("u1", (1.0, 0.5), "1.5 ETH", "user 1")])
+    loss = [t.text for t in texts(parse(charts.loss_bars(chart, chart_id="l", title="t")))]
+    assert "owed, ETH" in loss and "borrower" in loss
+
+
+def test_every_kind_of_mark_has_a_key():
+    items = [charts.HFItem("1", 0.985, 1.017, "wrongly_eligible", "a"), charts.HFItem("2", math.inf, 1.2, "anomaly", "b")]
+    hf = [t.text for t in texts(parse(charts.hf_chart(items, chart_id="h", title="t")))]
+    assert {"tick: wrongly eligible", "tick: anomaly", "HF at the reported price", "HF at the true price"} <= set(hf)
+    assert "tick: eligible anyway" not in hf  # no key for a mark that is not drawn
+    assert any(w.startswith("hollow: off the scale") for w in hf)
+    pts = [charts.PricePoint(b, 2387.89 if 10 <= b <= 20 else 2457.70, 2457.70) for b in range(41)]
+    marks = [charts.Mark(11, 2387.89, "eligible_anyway", "x"), charts.Mark(12, 2387.89, "anomaly", "y")]
+    price = [t.text for t in texts(parse(charts.price_chart(pts, marks, chart_id="p", title="t", window=(10, 20))))]
+    assert {"true price", "reported price", "mispriced", "liquidation: eligible anyway", "liquidation: anomaly",
+            "largest gap, reported vs true"} <= set(price)
+
+
+def test_the_threshold_label_sits_beside_the_plot_not_on_the_marks():
+    items = [charts.HFItem(str(i), 0.99, 1.01, "wrongly_eligible", f"#{i}") for i in range(1, 50)]
+    root = parse(charts.hf_chart(items, chart_id="h", title="t"))
+    label = next(t for t in texts(root) if t.text == "HF = 1")
+    right_of_marks = max(float(c.get("cx")) + float(c.get("r")) for c in root.iter(f"{NS}circle") if c.get("class") == "mark")
+    assert float(label.get("x")) > right_of_marks
+
+
+@pytest.mark.parametrize("width", [charts.WIDE, charts.NARROW])
+def test_text_stays_inside_the_chart_at_both_widths(width):
+    """A static estimate (the browser test measures the real boxes): no label starts or ends off the viewBox."""
+    t0 = 1_773_139_571
+    pts = [charts.PricePoint(b, 2387.89 if 5 <= b <= 15 else 2457.70, 2457.70, t0 + b * 12 + (3600 if b else 0))
+           for b in range(21)]
+    marks = [charts.Mark(b, 2387.89, "wrongly_eligible", f"#{b}", t0 + b * 12 + 3600) for b in (5, 8, 12)]
+    hf = [charts.HFItem(str(i), 0.98, 1.01, "wrongly_eligible", "a") for i in range(1, 50)]
+    loss = charts.LossChart(("oracle part", "bonus part"),
+                            [charts.LossBar("0xbf06…b79b", (186.13, 63.05), "249.18 ETH", "u"),
+                             charts.LossBar("0x8211…1b66", (0.001, 0.0005), "0.0015 ETH", "v")])
+    for svg in (charts.price_chart(pts, marks, chart_id="p", title="t", window=(5, 15), width=width, unit="USD per wstETH"),
+                charts.hf_chart(hf, chart_id="h", title="t", width=width),
+                charts.loss_bars(loss, chart_id="l", title="t", width=width)):
+        root = parse(svg)
+        assert root.get("viewBox") == f"0 0 {width} {root.get('viewBox').split()[3]}"
+        for t in texts(root):
+            w = charts._text_width(t.text, float(t.get("font-size")))
+            x = float(t.get("x"))
+            x0 = {"start": x, "middle": x - w / 2, "end": x - w}[t.get("text-anchor")]
+            assert 0 <= x0 and x0 + w <= width, (width, t.text, x0, x0 + w)
