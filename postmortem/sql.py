@@ -245,10 +245,11 @@ def connect_read_only(warehouse_root: Path | str) -> duckdb.DuckDBPyConnection:
         con.close()
         raise PostmortemError(f"the catalog {catalog} is damaged or outdated ({_clean(exc)}); refresh it (re-run ingest)") from None
     if built_for != root.as_posix():
-        con.close()
-        raise PostmortemError(
-            f"the catalog was built for {built_for}, not {root} (the warehouse moved); refresh the catalog (re-run ingest)"
-        )
+        con.close()  # copied or moved: rebuild its views for this folder, then open again
+        from postmortem.warehouse import Warehouse
+
+        Warehouse(root).relocate_catalog(built_for)
+        return connect_read_only(root)
     return con
 
 

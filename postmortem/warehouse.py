@@ -1115,6 +1115,21 @@ class Warehouse:
             _fsync_dir(self.root)
             return summary
 
+    def relocate_catalog(self, built_for: str) -> None:
+        """Rebuild a catalog that was built for ``built_for`` (the folder was copied or moved).
+
+        The catalog's views name the Parquet files by absolute path (DuckDB's sandbox for
+        ``postmortem sql`` only reads absolute paths under the warehouse), so a moved warehouse
+        gets its views rebuilt for where it is now; the data files are not touched."""
+        log.info("the warehouse moved from %s to %s; rebuilding its catalog", built_for, self.root)
+        try:
+            self.refresh_catalog()
+        except OSError as exc:
+            raise PostmortemError(
+                f"the warehouse at {self.root} was moved from {built_for} and its catalog cannot be rebuilt here "
+                f"({exc.strerror or exc}); copy the warehouse to a writable folder"
+            ) from None
+
     def _build_base_views(self, con, summary: CatalogSummary) -> None:
         """One view per dataset; an output table gets two: ``{name}_all_runs`` (every run, with
         its ``run_id``) and ``{name}`` (the latest complete run of each incident, so a naive

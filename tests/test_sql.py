@@ -244,13 +244,12 @@ def test_missing_warehouse_and_missing_catalog(tmp_path):
         run_sql(tmp_path / "empty", "SELECT 1")
 
 
-def test_moved_warehouse_asks_for_a_refresh(wh, tmp_path):
+def test_moved_warehouse_answers_without_a_refresh(wh, tmp_path):
+    # A warehouse is a folder you can move: its catalog is rebuilt for the new place on open.
     moved = tmp_path / "moved"
     shutil.copytree(wh.root, moved)
-    with pytest.raises(PostmortemError, match="the warehouse moved.*refresh the catalog"):
-        run_sql(moved, "SELECT 1")
-    Warehouse(moved).refresh_catalog()
     assert run_sql(moved, "SELECT count(*) AS n FROM logs", "csv") == "n\n3\n"
+    assert run_sql(moved, "SELECT root FROM catalog_info", "csv") == f"root\n{moved.resolve().as_posix()}\n"
 
 
 def test_dataset_files_removed_after_refresh(tmp_path):
