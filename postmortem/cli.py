@@ -23,7 +23,8 @@ def warehouse_option(help_text: str = "Warehouse folder (Parquet files, manifest
     """The one ``--warehouse`` option of every command that reads or writes the warehouse:
     default ``data/warehouse/``, or ``$POSTMORTEM_WAREHOUSE``."""
     return click.option("--warehouse", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_WAREHOUSE,
-                        envvar="POSTMORTEM_WAREHOUSE", show_envvar=True, show_default=True, help=help_text, **kw)
+                        envvar="POSTMORTEM_WAREHOUSE", show_envvar=True, show_default="data/warehouse",
+                        help=help_text, **kw)
 
 
 WAREHOUSE_OPT = warehouse_option()
