@@ -50,6 +50,8 @@ th{background:var(--soft);font-weight:600;font-size:.8rem;white-space:normal;ver
 tbody tr:last-child td{border-bottom:0}
 tfoot td{font-weight:700;background:var(--soft);border-top:2px solid var(--line)}
 .num{text-align:right}
+.stack .lead{position:sticky;right:0;background:#fff;box-shadow:-1px 0 0 var(--line)}
+.stack thead .lead,.stack tfoot .lead{background:var(--soft)}
 figure{margin:0 0 28px}
 .chart-box{max-width:920px;margin:0 auto}
 .chart-box svg{display:block;width:100%;height:auto}
@@ -82,7 +84,7 @@ footer{margin-top:48px;color:var(--muted);font-size:.82rem;border-top:1px solid 
  table.stack td::before{content:attr(data-label);display:block;color:var(--muted);font-size:.74rem;font-weight:400;line-height:1.3}
  table.stack td:empty{display:none}
  table.stack td.key{grid-column:1/-1;order:-2}
- table.stack td.lead{grid-column:1/-1;order:-1;font-size:1.1rem}
+ table.stack td.lead{grid-column:1/-1;order:-1;font-size:1.1rem;position:static;background:none;box-shadow:none}
  table.stack tfoot tr{background:var(--soft);border-top:1px solid var(--line)}
 }
 @media print{details.sql{display:none}.chart-wide{display:block}.chart-narrow{display:none}h2{break-after:avoid}}
@@ -133,8 +135,12 @@ def _table(headers: list[tuple[str, bool]], rows: list[list[str]], foot: list[st
         attr = f' class="{cls}"' if cls else ""
         return f'<td{attr} data-label="{_e(headers[i][0])}">{c}</td>'
 
-    num = ' class="num"'
-    head = "".join(f'<th scope="col"{num if n else ""}>{_e(h)}</th>' for h, n in headers)
+    def th(i: int, h: str, n: bool) -> str:
+        cls = " ".join(x for x in ("num" if n else "", "lead" if stack and i == stack[1] else "") if x)
+        attr = f' class="{cls}"' if cls else ""
+        return f'<th scope="col"{attr}>{_e(h)}</th>'
+
+    head = "".join(th(i, h, n) for i, (h, n) in enumerate(headers))
     body = "".join("<tr>" + "".join(td(i, c) for i, c in enumerate(r)) + "</tr>" for r in rows)
     tfoot = ""
     if foot:
