@@ -56,6 +56,7 @@ figure{margin:0 0 28px}
 .chart-box{max-width:920px;margin:0 auto}
 .chart-box svg{display:block;width:100%;height:auto}
 .chart-narrow{display:none}
+@media (max-width:820px){.chart-wide{display:none}.chart-narrow{display:block;max-width:560px}}
 figcaption{color:var(--muted);font-size:.88rem;margin-top:6px;max-width:78ch}
 .badge{display:inline-block;padding:0 8px;border-radius:999px;font-size:.76rem;font-weight:600;white-space:nowrap}
 .b-wrongly_eligible,.b-underpaid,.b-not_paid{background:#fee2e2;color:#991b1b}
@@ -75,7 +76,6 @@ footer{margin-top:48px;color:var(--muted);font-size:.82rem;border-top:1px solid 
  body{font-size:15px}.wrap{padding:16px 12px 48px}
  .card .value{font-size:1.3rem}th,td{padding:5px 8px}
  dl.kv{grid-template-columns:1fr}dl.kv dd{margin-bottom:6px}
- .chart-wide{display:none}.chart-narrow{display:block}
  .scroll.stack{border:0;border-radius:0;overflow:visible}
  table.stack thead{position:absolute;left:-9999px}
  table.stack,table.stack tbody,table.stack tfoot{display:block}

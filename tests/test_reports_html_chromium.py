@@ -241,7 +241,7 @@ CHARTS_JS = r"""(() => {
   return {width: W, charts, problems};
 })()"""
 
-WIDTHS = [("desktop", 1280), ("phone", 390)]
+WIDTHS = [("desktop", 1280), ("tablet", 700), ("phone", 390)]
 
 
 @pytest.fixture(scope="module")
