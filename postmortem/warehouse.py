@@ -911,10 +911,12 @@ class Warehouse:
 
         Every fix only removes things, so the next run re-fetches exactly what was lost.
         """
+        if problems is None:
+            problems = self.verify()  # before the lock: a folder with no warehouse gets no lock file
         actions = []
         compacted = False
         with self._writing("repair"):
-            for p in self.verify() if problems is None else problems:
+            for p in problems:
                 path = self.root / p.path
                 if p.kind in ("missing_file", "hash_mismatch", "unreadable", "incomplete_chunk", "incomplete_run"):
                     rec = self._state().get(p.path)

@@ -565,3 +565,53 @@ def test_a_damaged_dataset_does_not_take_the_catalog_down(wh):
     assert "logs" in summary.views and "amounts" in summary.skipped
     assert "run verify" in summary.skipped["amounts"]
     assert query(wh, "SELECT count(*) FROM logs") == [(3,)]
+
+
+# --- a folder that holds no warehouse ---------------------------------------------------------------
+
+
+def test_verify_on_a_folder_without_a_warehouse_says_so_and_creates_nothing(tmp_path):
+    from click.testing import CliRunner
+
+    from postmortem.cli import _register, cli
+
+    folder = tmp_path / "not-a-warehouse"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("hello")
+    with pytest.raises(PostmortemError, match=r"no warehouse at .* \(no manifest.jsonl\); ingest into it first or give --warehouse"):
+        Warehouse(folder).verify()
+    with pytest.raises(PostmortemError, match="no warehouse at"):
+        Warehouse(folder).repair()
+    _register()
+    for args in (["verify"], ["verify", "--repair"], ["sql", "select 1"], ["schema", "logs"]):
+        r = CliRunner().invoke(cli, [*args, "--warehouse", str(folder)])
+        assert r.exit_code != 0 and "OK" not in r.output, (args, r.output)
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]  # reading never creates files
+
+
+def test_repair_withdraws_a_whole_chunk_and_finds_half_ones(wh):
+    meta = {"chunk_datasets": ["blocks", "toy_events"]}
+    wh.write_chunk(1, "toy_events", 0, 9, pa.table({"x": [1, 2]}))
+    wh.write_chunk(1, "blocks", 0, 9, pa.table({"block_number": pa.array([1], pa.int64()),
+                                               "block_hash": ["0x1"], "parent_hash": ["0x0"],
+                                               "timestamp": pa.array([1], pa.int64())}))
+    wh.write_chunk(1, "logs", 0, 9, logs_table(1), meta)
+    wh.write_chunk(1, "logs", 10, 19, logs_table(11), {"chunk_datasets": []})
+    assert wh.is_chunk_complete(1, "logs", 0, 9)
+    path = wh.chunk_path(1, "toy_events", 0, 9)
+    path.write_bytes(path.read_bytes() + b"junk")
+    (p,) = wh.verify()
+    (action,) = wh.repair([p])
+    assert "and with it" in action and "logs" in action and "blocks" in action
+    assert not wh.is_complete(1, "logs", 0, 9) and not wh.is_complete(1, "blocks", 0, 9)
+    assert wh.is_chunk_complete(1, "logs", 10, 19)  # another range is untouched
+    assert wh.verify() == []
+    # A chunk that lost a member's manifest line (what repair did before) is found as incomplete.
+    wh.write_chunk(1, "toy_events", 0, 9, pa.table({"x": [1, 2]}))
+    wh.write_chunk(1, "logs", 0, 9, logs_table(1), {"chunk_datasets": ["toy_events"]})
+    wh.invalidate(1, "toy_events", 0, 9)
+    assert not wh.is_chunk_complete(1, "logs", 0, 9)
+    (p,) = wh.verify()
+    assert p.kind == "incomplete_chunk" and "toy_events" in p.description
+    wh.repair([p])
+    assert wh.verify() == [] and not wh.is_complete(1, "logs", 0, 9)
