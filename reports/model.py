@@ -476,8 +476,11 @@ class _Builder:
             if not chosen:
                 raise PostmortemError(f"incident {self.incident_id} has no replay run {run_id}; its runs are "
                                       f"{', '.join(sorted(r.run_id for r in recs))}")
-            return chosen[0]
-        return max(recs, key=lambda r: (r.written_at, r.run_id))
+            rec = chosen[0]
+        else:
+            rec = max(recs, key=lambda r: (r.written_at, r.run_id))
+        # A run with an output missing (removed by repair, deleted) is never published.
+        return self.wh.check_run_complete(rec.chain_id, "verdicts", rec.incident_id, rec.run_id)
 
     def _connect(self):
         from postmortem.sql import connect_read_only
