@@ -5,11 +5,17 @@
 
 Files: ``report.md``, ``report.html``, ``report.json``, ``reimbursements.csv`` and, with a
 paid list, ``comparison.csv``. Each is written to a temporary name and renamed, so a reader
-never sees half a file and an interrupted run leaves the previous report intact.
+never sees half a file and an interrupted run leaves the previous report intact. A report that
+refuses (incomplete data, numbers that disagree) writes nothing. After a report is written, the
+files of that list it did not write this time (e.g. a ``comparison.csv`` of an earlier
+``--compare-paid``) are removed; no other file in the folder is touched.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
 from pathlib import Path
 
@@ -63,7 +69,51 @@ def render(model: ReportModel, formats: tuple[str, ...] = FORMATS) -> dict[str, 
     out = {f: renderers[f](model) for f in formats}
     if "csv" in formats and model.comparison is not None:
         out["comparison_csv"] = render_comparison_csv(model)
+    verify_documents(model, out)
     return out
+
+
+def verify_documents(model: ReportModel, documents: dict[str, str]) -> None:
+    """Read back what the renderers wrote: the CSV's and the JSON's owed total must be the model's, to the wei.
+
+    This is the written half of the report's "one number" check; a difference is a bug, and the
+    report refuses to publish rather than write documents that disagree.
+    """
+    owed = model.quantities()["owed_wei"]
+    found: dict[str, int] = {}
+    if "csv" in documents:
+        rows = list(csv.DictReader(io.StringIO(documents["csv"])))
+        found["reimbursements.csv total_wei"] = sum(int(r["total_wei"]) for r in rows)
+        found["reimbursements.csv parts"] = sum(int(r["oracle_loss_wei"]) + int(r["bonus_loss_wei"])
+                                                + int(r["goodwill_wei"]) for r in rows)
+    if "json" in documents:
+        data = json.loads(documents["json"])
+        found["report.json quantities.owed_wei"] = int(data["quantities"]["owed_wei"])
+        found["report.json reimbursement rows"] = sum(int(r["total_wei"]) for r in data["reimbursement"]["rows"])
+    wrong = {k: v for k, v in found.items() if v != owed}
+    if wrong:
+        raise PostmortemError(
+            "the written documents disagree with the report's owed total of "
+            f"{owed} wei ({', '.join(f'{k} = {v}' for k, v in sorted(wrong.items()))}); nothing was written, and this "
+            "is a bug in postmortem's reports to report with the warehouse")
+
+
+def _remove_stale(out: Path, written: set[str]) -> list[Path]:
+    """Remove report files postmortem writes (and only those) that this run did not write: a
+    ``comparison.csv`` from an earlier ``--compare-paid``, a format not asked for this time, or a
+    temporary file of an interrupted run. Any other file in the folder is left alone."""
+    removed = []
+    names = set(FILE_NAMES.values())
+    for path in sorted(out.iterdir()):
+        if not path.is_file() or path.is_symlink():
+            continue
+        stale = path.name in names and path.name not in written
+        tmp = path.name.startswith(".") and path.name.endswith(".tmp") and any(
+            path.name.startswith(f".{n}.") and path.name[len(n) + 2:-4].isdigit() for n in names)
+        if stale or tmp:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def write_report(warehouse_root: Path | str, incident_id: str, out_dir: Path | str | None = None,
@@ -104,4 +154,6 @@ def build_and_write(warehouse_root: Path | str, incident_id: str, out_dir: Path 
         path = out / FILE_NAMES[key]
         _write_atomic(path, data)
         paths[key] = path
+    # Files of an earlier report under another policy or with other formats would contradict this one.
+    _remove_stale(out, {p.name for p in paths.values()})
     return model, paths

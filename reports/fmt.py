@@ -176,3 +176,13 @@ def count(n: int | None) -> str:
 
 def block(n: int | None) -> str:
     return "—" if n is None else f"{int(n):,}"
+
+
+NOT_RECORDED = "not recorded"
+
+
+def shown(value) -> str:
+    """A recorded value for prose: ``None`` and empty text read "not recorded", never "None"."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return NOT_RECORDED
+    return str(value)

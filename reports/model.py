@@ -148,6 +148,11 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "markets": ("revision",),
 }
 
+# Table names as prose says them (notes are prose; table names belong in the SQL blocks).
+_PLAIN = {"price_path": "price path", "liquidator_gains": "liquidator gains", "at_risk": "list of positions at risk",
+          "borrower_losses": "per-borrower losses", "verdicts": "verdicts", "markets": "market list",
+          "reserves": "reserve list", "liquidations": "decoded liquidations"}
+
 _SIMPLE_IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 # Names that read better quoted (SQL keywords or DuckDB functions); quoting is always safe.
 _QUOTE_ALWAYS = frozenset({"user", "timestamp", "order", "group", "from", "to", "select", "where", "table",
@@ -283,8 +288,9 @@ class Reimbursement:
     """The per-borrower reimbursement list under a policy (amounts in wei)."""
 
     policy: Policy
-    rows: list[dict]  # user, markets, liquidations, wrongly_eligible, oracle_loss_wei, fee_oracle_loss_wei,
-    #                   bonus_loss_wei, goodwill_wei, total_wei, chain_owed_wei
+    rows: list[dict]  # user, markets, liquidations, wrongly_eligible, oracle_loss_wei (the oracle part, fee part
+    #                   included), fee_oracle_loss_wei (of which on the protocol fee), bonus_loss_wei, goodwill_wei,
+    #                   total_wei = oracle_loss_wei + bonus_loss_wei + goodwill_wei, chain_owed_wei
     inputs: Table  # one row per liquidation in scope
     chain_sql: str  # the list at the chain's prices, directly in SQL (goodwill included)
     rules: list[str]  # the formulas in words
@@ -339,6 +345,34 @@ class ReportModel:
     def value(self, key: str, default: Any = None) -> Any:
         f = self.figures.get(key)
         return default if f is None or f.value is None else f.value
+
+    def quantities(self) -> dict[str, int | None]:
+        """Every named quantity of the glossary that is one number, by its report.json key (exact ints).
+
+        The headline, the figure cards, the tables, report.json and reimbursements.csv all take their
+        numbers from here or from the rows these sum, so one concept has one number.
+        """
+        ol = self.value("oracle_loss") or {}
+        bl = self.value("bonus_loss") or {}
+        lg = self.value("liquidator_gains") or {}
+        ep = self.value("eth_price") or {}
+        t = self.reimbursement.totals()
+        price = ep.get("eth_price")
+        return {
+            "oracle_loss_wei": ol.get("eth_wei"),
+            "oracle_loss_fee_part_wei": ol.get("fee_part_eth_wei"),
+            "bonus_loss_wei": bl.get("eth_wei"),
+            "owed_wei": t["total_wei"],
+            "owed_oracle_part_wei": t["oracle_loss_wei"],
+            "owed_oracle_fee_part_wei": t["fee_oracle_loss_wei"],
+            "owed_bonus_part_wei": t["bonus_loss_wei"],
+            "owed_goodwill_wei": t["goodwill_wei"],
+            "owed_borrowers": t["borrowers"],
+            "eth_price_base": price,
+            "eth_price_block": ep.get("block_number"),
+            "owed_usd_base": None if not price else t["total_wei"] * int(price) // 10**18,
+            "liquidator_gain_wei": lg.get("eth_wei"),
+        }
 
     @property
     def wrongly_eligible(self) -> list[dict]:
@@ -447,14 +481,15 @@ class _Builder:
             # A documented table has an (empty) view even when nothing wrote it; only use what was written.
             if name not in self.tables or name not in written:
                 if name in ("price_path", "liquidator_gains", "at_risk", "borrower_losses"):
-                    self.notes.append(f"the replay wrote no {name}")
+                    self.notes.append(f"the replay wrote no {_PLAIN.get(name, name.replace('_', ' '))}")
                 continue
             c = Columns(name, self._columns_of(name))
             if name == "verdicts" and c.missing:
                 raise PostmortemError(f"the verdicts table lacks {', '.join(c.missing)}; the replay output changed, "
                                       "so update COLUMNS in reports/model.py")
             if c.missing:
-                self.notes.append(f"the {name} table lacks {', '.join(c.missing)} and was not used")
+                self.notes.append(f"the {_PLAIN.get(name, name.replace('_', ' '))} in the warehouse lack "
+                                  f"{', '.join(x.replace('_', ' ') for x in c.missing)} and were not used")
                 continue
             self.cols[name] = c
         self.v = self.cols["verdicts"]
@@ -567,6 +602,7 @@ class _Builder:
     def build(self, policy: Policy, paid: PaidList | None, tolerance_wei: int) -> ReportModel:
         figures: dict[str, Figure] = {}
         liquidations = self._liquidations()
+        self.liquidations_rows = liquidations.rows
         mispriced = self._mispriced(figures, liquidations)
         eth_asset = self._eth_asset(liquidations)
         self._headline(figures, mispriced)
@@ -640,9 +676,9 @@ class _Builder:
                   AND {p('reported_price')} <> {p('true_price')}
                 GROUP BY {p('asset')}
                 ORDER BY mispriced_blocks DESC, {p('asset')}
-            """, note="pool: one of the pools quoting the asset, used for the price path below")
+            """, note="when several pools quote the asset, the price path below is one of them")
         elif v.has("collateral_price_reported", "collateral_price_true"):
-            self.notes.append("the mispriced asset is taken from the verdicts' own prices (no price path)")
+            self.notes.append("the mispriced asset is taken from the prices the verdicts carry (the replay wrote no price path)")
             f = self.figure("mispriced_assets", "Mispriced assets (liquidations where reported ≠ true collateral price)",
                             GROUP_HEADLINE, "rows", "count", f"""
                 SELECT {v('collateral_asset')} AS asset,
@@ -741,8 +777,9 @@ class _Builder:
                      WHERE NOT mispriced AND block_number > bad.last_block) AS fixed_timestamp,
                    (SELECT count(*) FROM path) AS path_blocks
             FROM bad
-        """, note="the price path holds the blocks the warehouse has; the start lies between "
-                  "last_correct_block_before and first_block, the end between last_block and fixed_block"))
+        """, note="the price is known only at the blocks the warehouse holds, so the mispricing began after the last "
+                  "correct block before the first mispriced one, and ended before the first correct block after "
+                  "the last mispriced one"))
         add(self.figure("max_divergence", f"Largest {mispriced['symbol']} divergence on the price path",
                         GROUP_HEADLINE, "row", "base", f"""
             SELECT {p.sel('block_number')}, {p.sel('timestamp', default='NULL')},
@@ -754,7 +791,7 @@ class _Builder:
             ORDER BY abs(CAST({p('reported_price')} AS DOUBLE) / CAST({p('true_price')} AS DOUBLE) - 1) DESC,
                      {p('block_number')}
             LIMIT 1
-        """, note="the row is picked by |reported / true - 1| (a float, used only for ordering)"))
+        """, note="the block where the reported price was furthest from the true one, in percent"))
 
     # ---- headline figures
 
@@ -805,8 +842,8 @@ class _Builder:
               AND {wrong_v}
             GROUP BY ALL
             ORDER BY {v('collateral_asset', 'v')}
-        """, note="collateral_seized includes the protocol fee; liquidated_collateral_amount is the "
-                  "LiquidationCall log's amount (to the liquidator, fee excluded)"))
+        """, note="collateral seized includes the protocol fee; collateral to liquidators is the amount the "
+                  "liquidation's log gives (to the liquidator, fee excluded)"))
         add(self.figure("debt_repaid", "Debt repaid in wrongly eligible liquidations", GROUP_FIGURES, "rows", "token", f"""
             SELECT {v.sel('debt_asset', 'v')}, {v.sel('debt_symbol', 'v', 'NULL')}, {dd},
                    count(*) AS liquidations,
@@ -817,21 +854,38 @@ class _Builder:
             GROUP BY ALL
             ORDER BY {v('debt_asset', 'v')}
         """))
-        for key, label, note in (
-            ("oracle_loss", "Oracle loss", "collateral handed to liquidators at the reported price, valued at the true price"),
-            ("bonus_loss", "Bonus loss", "the liquidation bonus paid on top of the debt, as the protocol valued it"),
-            ("fee_oracle_loss", "Oracle loss on the protocol fee", "the underpricing of the collateral taken as fee"),
-        ):
-            if not v.has(f"{key}_eth"):
-                continue
-            add(self.figure(key, f"{label} in wrongly eligible liquidations", GROUP_FIGURES, "row", "wei", f"""
-                SELECT {v.sum0(f'{key}_eth', where=wrong)} AS eth_wei,
-                       {v.sum0(f'{key}_usd', where=wrong)} AS usd_base,
-                       {v.sum0(f'{key}_eth')} AS eth_wei_all_liquidations,
-                       {v.sum0(f'{key}_usd')} AS usd_base_all_liquidations
+        # One number per concept (see the glossary): oracle loss over every liquidation, its protocol-fee
+        # part included; bonus loss over the wrongly eligible ones only. owed = oracle part + bonus part.
+        fee_eth = v.sum0("fee_oracle_loss_eth") if v.has("fee_oracle_loss_eth") else "0"
+        fee_usd = v.sum0("fee_oracle_loss_usd") if v.has("fee_oracle_loss_usd") else "0"
+        usd = (f"{v.sum0('oracle_loss_usd')} + {fee_usd}" if v.has("oracle_loss_usd") else "NULL")
+        add(self.figure("oracle_loss", "Oracle loss", GROUP_FIGURES, "row", "wei", f"""
+            SELECT {v.sum0('oracle_loss_eth')} + {fee_eth} AS eth_wei,
+                   {fee_eth} AS fee_part_eth_wei,
+                   {usd} AS usd_base,
+                   count(*) AS liquidations
+            FROM verdicts
+            WHERE {W}
+        """, note="every liquidation judged: the collateral that left the borrower (to the liquidator and as "
+                  "protocol fee) valued at the true price minus at the reported price, in ETH"))
+        add(self.figure("bonus_loss", "Bonus loss", GROUP_FIGURES, "row", "wei", f"""
+            SELECT {v.sum0('bonus_loss_eth')} AS eth_wei,
+                   {v.sum0('bonus_loss_usd')} AS usd_base,
+                   count(*) AS liquidations
+            FROM verdicts
+            WHERE {W}
+              AND {wrong}
+        """, note="wrongly eligible liquidations only: the liquidation bonus they should never have paid, "
+                  "in ETH"))
+        if v.has("eth_price"):
+            add(self.figure("eth_price", "True ETH price at the last liquidation", GROUP_HEADLINE, "row", "base", f"""
+                SELECT {v.sel('block_number')}, {v('eth_price')} AS eth_price
                 FROM verdicts
                 WHERE {W}
-            """, note=note))
+                  AND {v('eth_price')} IS NOT NULL
+                ORDER BY {v('block_number')} DESC, {v('transaction_index')} DESC, {v('log_index')} DESC
+                LIMIT 1
+            """, note="base currency units (1e8 = 1 USD); used to show owed amounts in USD"))
         if v.has("protocol_fee_amount"):
             add(self.figure("protocol_fees", "Protocol fees taken in wrongly eligible liquidations", GROUP_FIGURES,
                             "rows", "token", f"""
@@ -851,9 +905,9 @@ class _Builder:
                        {g.sum0('gain_usd')} AS usd_base
                 FROM liquidator_gains
                 WHERE {W}
-            """, note="collateral received at the true price minus the debt repaid, from the replay's liquidator_gains"))
+            """, note="collateral received valued at the true price, minus the debt repaid, over every liquidation"))
         else:
-            self.notes.append("liquidator gains are taken as oracle loss + bonus loss over all liquidations "
+            self.notes.append("liquidator gains are taken as the oracle loss and bonus of every liquidation "
                               "(an upper bound: the bonus includes the protocol fee)")
             add(self.figure("liquidator_gains", "Liquidator gains (all liquidations, upper bound)", GROUP_FIGURES,
                             "row", "wei", f"""
@@ -937,7 +991,7 @@ class _Builder:
         a = self.cols.get("at_risk")
         if a is None:
             return Table("at_risk", "Positions at risk that were not liquidated", "", [],
-                         note="the replay wrote no at_risk table")
+                         note="the replay wrote no list of positions at risk")
         v = self.v
         cols = ",\n       ".join(a.sel(c, "a", "NULL") for c in (
             "user", "market", "first_block", "last_block", "seconds_exposed", "min_hf", "hf_true_at_min", "debt_usd",
@@ -954,8 +1008,8 @@ class _Builder:
             ORDER BY {order}{a('user', 'a')}, {a('market', 'a')}
         """).replace("{cols}", cols)
         return Table("at_risk", "Positions at risk that were not liquidated", sql, self.rows(sql),
-                     note="debt_usd: largest debt while wrongly eligible, base currency units (1e8 = 1 USD); "
-                          "exposed_loss_eth: what the largest single liquidation then would have cost, in wei")
+                     note="largest debt: the most it owed while wrongly eligible, in base currency units (1e8 = 1 USD); "
+                          "would have lost: what the largest single liquidation then would have cost it, in ETH")
 
     # ---- reimbursement
 
@@ -1030,14 +1084,14 @@ class _Builder:
             u["markets"].add(r["market"])
             u["liquidations"] += 1
             u["wrongly_eligible"] += r["verdict"] == VERDICT_WRONG
-            u["oracle_loss_wei"] += oracle
-            u["fee_oracle_loss_wei"] += fee
+            u["oracle_loss_wei"] += oracle + fee  # the oracle part, its protocol-fee part included
+            u["fee_oracle_loss_wei"] += fee  # of which on the protocol fee (already in oracle_loss_wei)
             u["bonus_loss_wei"] += bonus
             u["chain_owed_wei"] += int(r["oracle_loss_eth"] or 0) + int(r["fee_oracle_loss_eth"] or 0) + (
                 int(r["bonus_loss_eth"] or 0) if r["verdict"] == VERDICT_WRONG or not bonus_only_wrong else 0)
         rows = []
         for u in per_user.values():
-            owed = u["oracle_loss_wei"] + u["fee_oracle_loss_wei"] + u["bonus_loss_wei"]
+            owed = u["oracle_loss_wei"] + u["bonus_loss_wei"]
             if owed <= 0:
                 continue  # nothing lost to the mispricing (or it worked in the borrower's favour)
             u["markets"] = ", ".join(sorted(u["markets"]))
@@ -1055,7 +1109,7 @@ class _Builder:
             f"       string_agg(DISTINCT {v('market', 'v')}, ', ' ORDER BY {v('market', 'v')}) AS markets,\n"
             f"       count(*) AS liquidations,\n"
             f"       count(*) FILTER (WHERE {wrong}) AS wrongly_eligible,\n"
-            f"       {v.sum0('oracle_loss_eth', 'v')} AS oracle_loss_wei,\n"
+            f"       {v.sum0('oracle_loss_eth', 'v')} + {fee_sum} AS oracle_loss_wei,\n"
             f"       {fee_sum} AS fee_oracle_loss_wei,\n"
             f"       {bonus_sum} AS bonus_loss_wei,\n"
             f"       {g} AS goodwill_wei,\n"
@@ -1065,24 +1119,117 @@ class _Builder:
             f"HAVING {owed} > 0\n"
             f"ORDER BY total_wei DESC, {ident('user')}")
         rules = [f"Scope: {policy.scope_rule()}.",
-                 f"Oracle loss per liquidation: {policy.oracle_rule(symbol)}.",
-                 f"Bonus loss per liquidation: {policy.bonus_rule()}."]
+                 f"Oracle part per liquidation: {policy.oracle_rule(symbol)}.",
+                 f"Bonus part per liquidation: {policy.bonus_rule()}."]
         if policy.goodwill_wei:
             rules.append(f"Goodwill: {exact_units(policy.goodwill_wei, 18)} ETH per borrower owed something.")
-        rules.append("Per borrower: the sum over the borrower's liquidations in scope, plus goodwill; borrowers whose "
-                     "sum is not positive are not listed.")
+        rules.append("Owed per borrower: oracle part + bonus part over the borrower's liquidations in scope, plus "
+                     "goodwill; borrowers whose sum is not positive are not listed. Owed in total is the sum of the list.")
         return Reimbursement(policy, rows, inputs, chain_sql, rules)
 
     # ---- checks
 
+    def _fix(self) -> str:
+        w = f" --warehouse {self.root}"
+        return (f"run `postmortem verify --repair{w}` and then `postmortem ingest --incident {self.incident_id}{w}` "
+                "to fetch the damaged chunks again")
+
+    def _raw_log_coverage(self) -> Check:
+        """Every decodable log in the raw ``logs`` table has its row in its decoded table (matched by topic0).
+
+        Counts per decoded table over the replayed block range; a table short of rows means a chunk
+        file is missing, emptied or out of the manifest, so the report refuses (PostmortemError).
+        """
+        from ingest.events import EVENTS_BY_TOPIC0, UNDECODED_TABLE
+
+        first, last, _ = self.block_range
+        title = "Every decodable raw log has its row in its decoded table"
+        if "logs" not in self.tables or not any(r.dataset == "logs" and r.chain_id == self.chain_id
+                                                for r in self.wh.records()):
+            raise PostmortemError(
+                f"the warehouse {self.root} has no raw logs for chain {self.chain_id}, so the report cannot show "
+                f"that its decoded tables are complete; run `postmortem ingest --incident {self.incident_id} "
+                f"--warehouse {self.root}` first")
+        if first is not None:
+            chunks = sorted((r.start, r.end) for r in self.wh.records()
+                            if r.dataset == "logs" and r.kind == "chunk" and r.chain_id == self.chain_id
+                            and r.start is not None and r.end >= first and r.start <= last)
+            covered = first
+            for s_, e_ in chunks:
+                if s_ > covered:
+                    break
+                covered = max(covered, e_ + 1)
+            if covered <= last:
+                raise PostmortemError(
+                    f"the warehouse has no raw logs for blocks {covered:,}–{last:,} of the replayed range "
+                    f"{first:,}–{last:,} (chain {self.chain_id}), so the report would be built from incomplete data; "
+                    f"run `postmortem ingest --incident {self.incident_id} --warehouse {self.root}` to fetch them")
+        # topic0 -> decoded table (a topic0 shared by two layouts of one table stays one table).
+        group: dict[str, str] = {}
+        for topic0, events in sorted(EVENTS_BY_TOPIC0.items()):
+            group[topic0.hex()] = "+".join(sorted({e.table for e in events}))
+        tables = sorted(set(group.values()))
+        def where(a: str = "") -> str:
+            rng = f" AND {a}block_number BETWEEN {first} AND {last}" if first is not None else ""
+            return f"{a}chain_id = {self.chain_id}{rng}"
+        values = ",\n                   ".join(f"({literal(t)}, {literal(tbl)})" for t, tbl in group.items())
+        decoded = []
+        for tbl in tables:
+            present = [x for x in tbl.split("+") if x in self.tables]
+            if not present:
+                decoded.append(f"SELECT {literal(tbl)} AS decoded_table, 0 AS decoded_rows")
+            else:
+                decoded.append(" UNION ALL ".join(
+                    f"SELECT {literal(tbl)} AS decoded_table, count(*) AS decoded_rows FROM {ident(x)} WHERE {where()}"
+                    for x in present))
+        if UNDECODED_TABLE in self.tables:
+            decoded.append(f"SELECT t.decoded_table, count(*) AS decoded_rows FROM {UNDECODED_TABLE} u "
+                           f"JOIN topics t ON t.topic0 = lower(hex(u.topic0)) WHERE {where('u.')} "
+                           "GROUP BY t.decoded_table")
+        union = "\n                UNION ALL ".join(decoded)
+        sql = _q(f"""
+            WITH topics(topic0, decoded_table) AS (
+                VALUES {values}
+            ), raw AS (
+                SELECT t.decoded_table, count(*) AS raw_logs
+                FROM logs l JOIN topics t ON t.topic0 = lower(hex(l.topic0))
+                WHERE {where('l.')}
+                GROUP BY t.decoded_table
+            ), decoded AS (
+                {union}
+            )
+            SELECT t.decoded_table,
+                   coalesce((SELECT raw_logs FROM raw r WHERE r.decoded_table = t.decoded_table), 0) AS raw_logs,
+                   coalesce((SELECT sum(decoded_rows) FROM decoded d WHERE d.decoded_table = t.decoded_table), 0)
+                       AS decoded_rows
+            FROM (SELECT DISTINCT decoded_table FROM topics) t
+            ORDER BY t.decoded_table
+        """)
+        rows = self.rows(sql)
+        bad = [r for r in rows if r["raw_logs"] != r["decoded_rows"]]
+        span = f"blocks {first:,}–{last:,}" if first is not None else "the whole chain"
+        if bad:
+            r = bad[0]
+            more = f" (and {len(bad) - 1} more tables)" if len(bad) > 1 else ""
+            raise PostmortemError(
+                f"the warehouse's {r['decoded_table']} table has {r['decoded_rows']:,} rows for {r['raw_logs']:,} "
+                f"matching raw logs in {span}{more}, so a decoded chunk is missing or damaged and the report would "
+                f"be built from incomplete data; {self._fix()}")
+        n = sum(r["raw_logs"] for r in rows)
+        used = sum(1 for r in rows if r["raw_logs"])
+        return Check("raw_log_coverage", title, True,
+                     f"{n:,} raw logs in {span} with a known event, every one decoded, across {used} tables", sql)
+
     def _checks(self, figures: dict[str, Figure], reimbursement: Reimbursement) -> list[Check]:
-        checks: list[Check] = []
+        checks: list[Check] = [self._raw_log_coverage()]
         v = self.v
         # 1. Every LiquidationCall log of the replayed pools in the block range has a verdict.
         l = self.cols.get("liquidations")
         pools = sorted({r["pool"] for r in figures["markets"].rows if r.get("pool")})
         first, last, _ = self.block_range
-        if l is not None and pools and first is not None:
+        pool_filter = (f"AND lower({l('address', 'l')}) IN ({', '.join(literal(p.lower()) for p in pools)})"
+                       if l is not None and pools else "")
+        if l is not None and first is not None:
             sql = _q(f"""
                 SELECT count(*) AS logs,
                        count(*) FILTER (WHERE v.transaction_hash IS NULL) AS without_verdict
@@ -1095,17 +1242,25 @@ class _Builder:
                    AND v.log_index = {l('log_index', 'l')}
                 WHERE l.chain_id = {self.chain_id}
                   AND {l('block_number', 'l')} BETWEEN {first} AND {last}
-                  AND lower({l('address', 'l')}) IN ({', '.join(literal(p.lower()) for p in pools)})
-            """)
+                  {pool_filter}
+            """).replace("{pool_filter}", pool_filter)
             r = self.rows(sql)[0]
             ok = r["without_verdict"] == 0 and r["logs"] == figures["liquidations"].value
+            if not ok:
+                raise PostmortemError(
+                    f"{r['without_verdict']} of the {r['logs']} LiquidationCall logs in blocks {first:,}–{last:,} have "
+                    f"no verdict in replay run {self.run_id} ({figures['liquidations'].value} verdicts), so the report "
+                    f"would be incomplete; run `postmortem replay --incident {self.incident_id} --warehouse {self.root}` "
+                    "again")
             checks.append(Check(
                 "log_coverage", "Every LiquidationCall log has a verdict", ok,
                 f"{r['logs']} LiquidationCall logs of the replayed pools in blocks {first:,}–{last:,}; "
                 f"{r['without_verdict']} without a verdict; {figures['liquidations'].value} verdicts", sql))
         else:
-            checks.append(Check("log_coverage", "Every LiquidationCall log has a verdict", None,
-                                "not checked: no ingest liquidations table or no block range"))
+            raise PostmortemError(
+                f"the warehouse has no decoded liquidations{'' if first is not None else ' or no replayed block range'} "
+                f"to hold the verdicts against, so the report cannot show that every liquidation was judged; "
+                f"run `postmortem ingest --incident {self.incident_id} --warehouse {self.root}` first")
         # 2. The replay's own per-borrower reimbursable agrees with the list at the chain's prices.
         b = self.cols.get("borrower_losses")
         if b is not None:
@@ -1118,7 +1273,7 @@ class _Builder:
                 ORDER BY {ident('user')}
             """)
             theirs = {r["user"]: r["reimbursable_wei"] for r in self.rows(sql)}
-            title = "The replay's borrower_losses agree with the reimbursement list at the chain's prices"
+            title = "The replay's own per-borrower losses agree with the reimbursement list at the chain's prices"
             if reimbursement.policy.scope != "reimbursable":
                 checks.append(Check("borrower_losses", title, None,
                                     "not compared: the report's scope is not the replay's reimbursable rule", sql))
@@ -1160,12 +1315,60 @@ class _Builder:
                                 r["not_matching"] == 0,
                                 f"{r['liquidations'] - r['not_matching']} of {r['liquidations']} liquidations replay to "
                                 "the logged debtToCover and liquidatedCollateralAmount", sql))
+        checks.append(self._one_number(figures, reimbursement))
         # 5. Verdict rows are of the known kinds.
         unknown = [r for r in figures["verdicts"].rows if r["verdict"] not in VERDICTS]
         checks.append(Check("verdict_kinds", "Every verdict is a known kind", not unknown,
                             "verdicts: " + ", ".join(f"{r['verdict']} {r['liquidations']}" for r in figures["verdicts"].rows)
                             if figures["verdicts"].rows else "no liquidations", figures["verdicts"].sql))
         return checks
+
+    def _one_number(self, figures: dict[str, Figure], reimbursement: Reimbursement) -> Check:
+        """owed = Σ rows of the list = oracle part + bonus part + goodwill, and at the chain's prices the parts are
+        the oracle loss and bonus loss figures (less borrowers not listed), to the wei; else the report refuses."""
+        t = reimbursement.totals()
+        parts = t["oracle_loss_wei"] + t["bonus_loss_wei"] + t["goodwill_wei"]
+        problems = []
+        if parts != t["total_wei"]:
+            problems.append(f"oracle part + bonus part + goodwill is {parts} wei, the list's rows sum to {t['total_wei']}")
+        if any(r["total_wei"] != r["oracle_loss_wei"] + r["bonus_loss_wei"] + r["goodwill_wei"] for r in reimbursement.rows):
+            problems.append("a row of the list is not the sum of its parts")
+        eth = lambda w: exact_units(w, 18) + " ETH"  # noqa: E731
+        detail = (f"owed {eth(t['total_wei'])} = oracle part {eth(t['oracle_loss_wei'])} + bonus part "
+                  f"{eth(t['bonus_loss_wei'])}" + (f" + goodwill {eth(t['goodwill_wei'])}" if t["goodwill_wei"] else "")
+                  + f" = the sum of the list's {t['borrowers']} rows")
+        policy = reimbursement.policy
+        if policy.uses_chain_prices and policy.scope == "reimbursable":
+            listed = {r["user"] for r in reimbursement.rows}
+            oracle_out = bonus_out = 0
+            for r in self.liquidations_rows:
+                if r["user"] in listed:
+                    continue
+                oracle_out += int(r.get("oracle_loss_eth") or 0) + int(r.get("fee_oracle_loss_eth") or 0)
+                if r["verdict"] == VERDICT_WRONG:
+                    bonus_out += int(r.get("bonus_loss_eth") or 0)
+            ol, bl = figures["oracle_loss"].value, figures["bonus_loss"].value
+            sql_owed = figures["owed_chain_prices"].value["eth_wei"]
+            if ol["eth_wei"] != t["oracle_loss_wei"] + oracle_out:
+                problems.append(f"the oracle loss figure is {ol['eth_wei']} wei, the list's oracle part "
+                                f"{t['oracle_loss_wei']} + {oracle_out} for borrowers not listed")
+            if bl["eth_wei"] != t["bonus_loss_wei"] + bonus_out:
+                problems.append(f"the bonus loss figure is {bl['eth_wei']} wei, the list's bonus part "
+                                f"{t['bonus_loss_wei']} + {bonus_out} for borrowers not listed")
+            if sql_owed != t["total_wei"] - t["goodwill_wei"]:
+                problems.append(f"the SQL at the chain's prices gives {sql_owed} wei owed before goodwill")
+            detail += ("; oracle part = the oracle loss figure" + (f" less {eth(oracle_out)} of borrowers not listed"
+                                                                    if oracle_out else "")
+                       + ", bonus part = the bonus loss figure" + (f" less {eth(bonus_out)}" if bonus_out else "")
+                       + ", owed = the SQL at the chain's prices")
+        else:
+            detail += "; the policy's parts are not the chain-price figures, so those are not compared"
+        if problems:
+            raise PostmortemError("the report's numbers disagree (" + "; ".join(problems) + "); nothing was written, "
+                                  "and this is a bug in postmortem's reports to report with the warehouse")
+        return Check("one_number", "Owed is one number: headline, figures, list, report.json and reimbursements.csv",
+                     True, detail + "; report.json and reimbursements.csv are checked to carry the same wei when written",
+                     figures["owed_chain_prices"].sql)
 
     # ---- provenance and methodology
 

@@ -118,17 +118,17 @@ class Policy:
 
     def oracle_rule(self, symbol: str) -> str:
         if self.rate_gap_eth is None:
-            return ("the replay's oracle_loss + fee_oracle_loss in ETH: (collateral to the liquidator + protocol fee) "
-                    "× (true − reported price), at the true ETH price")
-        return (f"liquidated_collateral_amount × {format(self.rate_gap_eth, 'f')} ETH per {symbol}, where {symbol} "
+            return ("the oracle loss: (collateral to the liquidator + protocol fee) × (true − reported price), "
+                    "in ETH at the true ETH price of its block")
+        return (f"collateral to the liquidator × {format(self.rate_gap_eth, 'f')} ETH per {symbol}, where {symbol} "
                 "was mispriced at the liquidation (else 0), rounded down to the wei")
 
     def bonus_rule(self) -> str:
         which = " (wrongly eligible liquidations only)" if self.scope == "reimbursable" else ""
         if self.bonus_bps is None:
-            return ("the replay's bonus_loss in ETH: collateral incl. fee × reported price − debt × reported debt price, "
-                    f"at the true ETH price{which}")
-        return (f"debt_to_cover × {self.bonus_bps} bps, in ETH (other debt at its true price / the true ETH price), "
+            return ("the bonus loss: collateral seized (protocol fee included) × reported price − debt repaid × "
+                    f"reported debt price, in ETH at the true ETH price{which}")
+        return (f"debt repaid × {self.bonus_bps} basis points, in ETH (other debt at its true price / the true ETH price), "
                 f"rounded down to the wei{which}")
 
     def scope_rule(self) -> str:

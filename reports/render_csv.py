@@ -2,6 +2,12 @@
 
 Exact and deterministic: amounts in wei as integers, ETH as exact decimals with all 18 digits,
 rows in a fixed order (largest amount first, then address), ``\\n`` line endings.
+
+Columns of ``reimbursements.csv``, in the glossary's words (``postmortem schema glossary``):
+``oracle_loss_wei`` is the oracle part, its protocol-fee part included; ``fee_oracle_loss_wei`` is
+how much of it is on the protocol fee (already inside ``oracle_loss_wei``, never added again);
+``bonus_loss_wei`` the bonus part; ``total_wei = oracle_loss_wei + bonus_loss_wei + goodwill_wei``,
+and the column's sum is the report's owed total, the same wei as report.json's ``quantities.owed_wei``.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from __future__ import annotations
 from html import escape
 
 from reports import charts, fmt, text
-from reports.model import VERDICT_WRONG, ReportModel, Table, flatten
+from reports.model import VERDICT_WRONG, ReportModel, Table
 
 CSS = """
 :root{--ink:#1f2937;--muted:#5b6472;--line:#e5e7eb;--soft:#f8fafc;--accent:#b91c1c;--ok:#047857;--warn:#b45309}
@@ -221,17 +221,18 @@ def chart_sections(m: ReportModel) -> list[tuple[str, str, str, str, list[tuple[
                     "or above it.", [("liquidations", m.liquidations.sql)]))
     rows = m.reimbursement.rows
     if rows:
-        names = ["oracle loss", "bonus loss"] + (["goodwill"] if any(r["goodwill_wei"] for r in rows) else [])
+        names = ["oracle part", "bonus part"] + (["goodwill"] if any(r["goodwill_wei"] for r in rows) else [])
         chart = charts.LossChart(tuple(names))
         for r in rows:
-            parts = [(r["oracle_loss_wei"] + r["fee_oracle_loss_wei"]) / 1e18, r["bonus_loss_wei"] / 1e18]
+            parts = [r["oracle_loss_wei"] / 1e18, r["bonus_loss_wei"] / 1e18]  # oracle part (fee part included)
             if len(names) == 3:
                 parts.append(r["goodwill_wei"] / 1e18)
             chart.bars.append(charts.LossBar(fmt.short(r["user"]), tuple(parts), fmt.eth_auto(r["total_wei"]), r["user"]))
         title = f"Owed per borrower ({m.reimbursement.policy.name})"
         out.append(("chart-losses", title, _both_widths(charts.loss_bars, chart, chart_id="chart-losses", title=title),
-                    "What each borrower is owed under the report's reimbursement policy, split into the collateral "
-                    "handed over at the wrong price (oracle loss, fee part included) and the liquidation bonus.",
+                    "What each borrower is owed under the report's reimbursement policy, split into the oracle part "
+                    "(collateral handed over at the wrong price, what went to the protocol as fee included) and the "
+                    "bonus part (the liquidation bonus); the bars add up to the owed total.",
                     [("per liquidation", m.reimbursement.inputs.sql), ("per borrower, chain prices", m.reimbursement.chain_sql)]))
     return out
 
@@ -253,7 +254,8 @@ def _header(m: ReportModel) -> str:
             '<nav class="toc" aria-label="Sections"><a href="#figures">Figures</a><a href="#charts">Charts</a>'
             '<a href="#wrongly-eligible">Wrongly eligible</a><a href="#reimbursement">Reimbursement</a>'
             '<a href="#liquidators">Liquidators</a><a href="#at-risk">At risk</a><a href="#checks">Checks</a>'
-            '<a href="#methodology">Methodology</a><a href="#provenance">Provenance</a></nav></header>')
+            '<a href="#glossary">Glossary</a><a href="#methodology">Methodology</a><a href="#provenance">Provenance</a>'
+            '</nav></header>')
 
 
 def _figures(m: ReportModel) -> str:
@@ -283,29 +285,26 @@ def _liquidation_rows(m: ReportModel, wanted) -> list[list[str]]:
             _e(fmt.token(r["debt_to_cover"], r.get("debt_decimals"), r.get("debt_symbol"), 2)),
             _e(fmt.token(r.get("collateral_seized"), r.get("collateral_decimals"), r.get("collateral_symbol"), 2)),
             _e(fmt.wad(r["hf_reported"])), _e(fmt.wad(r["hf_true"])),
-            _e(fmt.units(r.get("oracle_loss_eth"), 18, 4)), _e(fmt.units(r.get("bonus_loss_eth"), 18, 4)),
-            _e(fmt.units((r.get("oracle_loss_eth") or 0) + (r.get("bonus_loss_eth") or 0), 18, 4)),
+            _e(fmt.units((r.get("oracle_loss_eth") or 0) + (r.get("fee_oracle_loss_eth") or 0), 18, 4)),
+            _e(fmt.units(r.get("bonus_loss_eth"), 18, 4)),
         ] + ([] if r["verdict"] == VERDICT_WRONG else [_badge(r["verdict"], text.VERDICT_WORDS.get(r["verdict"]))]))
     return rows
 
 
 _LIQ_HEADERS = [("#", True), ("tx", False), ("block", True), ("market", False), ("borrower", False),
                 ("liquidator", False), ("debt repaid", True), ("collateral seized", True), ("HF reported", True),
-                ("HF true", True), ("oracle (ETH)", True), ("bonus (ETH)", True), ("loss (ETH)", True)]
+                ("HF true", True), ("oracle loss (ETH)", True), ("bonus loss (ETH)", True)]
 
 
 def _wrongly(m: ReportModel) -> str:
     wrong = _liquidation_rows(m, lambda r: r["verdict"] == VERDICT_WRONG)
     others = _liquidation_rows(m, lambda r: r["verdict"] != VERDICT_WRONG)
-    ol = sum(r.get("oracle_loss_eth") or 0 for r in m.wrongly_eligible)
-    bl = sum(r.get("bonus_loss_eth") or 0 for r in m.wrongly_eligible)
-    foot = ["", "total", "", "", "", "", "", "", "", "", _e(fmt.units(ol, 18, 4)), _e(fmt.units(bl, 18, 4)),
-            _e(fmt.units(ol + bl, 18, 4))]
     html = ['<section id="wrongly-eligible"><h2>Wrongly eligible liquidations</h2>',
             "<p>Liquidations that the reported price made possible: the health factor just before the liquidation "
             "was below 1 at the reported price and at least 1 at the true price. Collateral seized includes the "
-            "protocol fee; losses are valued at the true price.</p>",
-            _table(_LIQ_HEADERS, wrong, foot if wrong else None) if wrong else _empty("none"),
+            "protocol fee; oracle loss (its protocol-fee part included) and bonus loss are in ETH at the true price, "
+            "as the glossary defines them. Their totals are in the figures and the reimbursement list.</p>",
+            _table(_LIQ_HEADERS, wrong) if wrong else _empty("none"),
             _sql(m.liquidations.sql)]
     if others:
         html += ["<h3>Other liquidations in the replayed range</h3>",
@@ -322,7 +321,7 @@ def _reimbursement(m: ReportModel) -> str:
     goodwill = any(x["goodwill_wei"] for x in r.rows)
     cmp_rows = {c["user"]: c for c in m.comparison.rows} if m.comparison else {}
     headers = [("#", True), ("borrower", False), ("markets", False), ("liquidations", True),
-               ("oracle loss (ETH)", True), ("of which on the fee (ETH)", True), ("bonus loss (ETH)", True)]
+               ("oracle part (ETH)", True), ("of which on the fee (ETH)", True), ("bonus part (ETH)", True)]
     if goodwill:
         headers.append(("goodwill (ETH)", True))
     headers.append(("owed (ETH)", True))
@@ -331,7 +330,7 @@ def _reimbursement(m: ReportModel) -> str:
     rows = []
     for i, x in enumerate(r.rows, start=1):
         row = [str(i), _addr(x["user"], full=True), _e(x["markets"]), _e(fmt.count(x["liquidations"])),
-               _e(fmt.units(x["oracle_loss_wei"] + x["fee_oracle_loss_wei"], 18, 6)),
+               _e(fmt.units(x["oracle_loss_wei"], 18, 6)),
                _e(fmt.units(x["fee_oracle_loss_wei"], 18, 6)), _e(fmt.units(x["bonus_loss_wei"], 18, 6))]
         if goodwill:
             row.append(_e(fmt.units(x["goodwill_wei"], 18, 6)))
@@ -342,7 +341,7 @@ def _reimbursement(m: ReportModel) -> str:
                     _badge(c.get("status", "not_paid"))]
         rows.append(row)
     foot = ["", "total", "", _e(fmt.count(t["liquidations"])),
-            _e(fmt.units(t["oracle_loss_wei"] + t["fee_oracle_loss_wei"], 18, 6)),
+            _e(fmt.units(t["oracle_loss_wei"], 18, 6)),
             _e(fmt.units(t["fee_oracle_loss_wei"], 18, 6)), _e(fmt.units(t["bonus_loss_wei"], 18, 6))]
     if goodwill:
         foot.append(_e(fmt.units(t["goodwill_wei"], 18, 6)))
@@ -352,9 +351,9 @@ def _reimbursement(m: ReportModel) -> str:
     html = ['<section id="reimbursement"><h2>Reimbursement</h2>',
             f'<div class="policy"><strong>Policy: {_e(r.policy.name)}</strong><ul>{rules}</ul>'
             f"<p>{fmt.count(t['borrowers'])} borrowers are owed <strong>{_e(fmt.eth(t['total_wei'], 6))}</strong> "
-            f"({_e(fmt.eth(t['oracle_loss_wei'] + t['fee_oracle_loss_wei'], 4))} oracle loss + "
-            f"{_e(fmt.eth(t['bonus_loss_wei'], 4))} bonus"
-            + (f" + {_e(fmt.eth(t['goodwill_wei'], 4))} goodwill" if t["goodwill_wei"] else "")
+            f"({_e(fmt.eth(t['oracle_loss_wei'], 6))} oracle part + "
+            f"{_e(fmt.eth(t['bonus_loss_wei'], 6))} bonus part"
+            + (f" + {_e(fmt.eth(t['goodwill_wei'], 6))} goodwill" if t["goodwill_wei"] else "")
             + "). The exact list, to the wei, is the CSV beside this report.</p></div>",
             "<h3>Reimbursement list</h3>",
             _table(headers, rows, foot, stack=(1, next(i for i, (h, _) in enumerate(headers) if h.startswith("owed"))))
@@ -416,6 +415,13 @@ def _at_risk(m: ReportModel) -> str:
             + _sql(t.sql) + "</section>")
 
 
+def _glossary(m: ReportModel) -> str:
+    items = "".join(f'<dt id="g-{_e(key)}">{_e(name)} <span class="mono">{_e(key)}</span></dt><dd>{_e(definition)}</dd>'
+                    for name, key, definition in text.glossary())
+    return (f'<section id="glossary"><h2>Glossary</h2><p>{_e(text.GLOSSARY_INTRO)}</p>'
+            f'<dl class="kv">{items}</dl></section>')
+
+
 def _checks(m: ReportModel) -> str:
     items = []
     for c in m.checks:
@@ -437,21 +443,14 @@ def _methodology(m: ReportModel) -> str:
 
 def _provenance(m: ReportModel) -> str:
     p = m.provenance
-    rng = p.block_range
-    kv = [
-        ("report tool", f"postmortem {p.report_tool_version}"),
-        ("replay run", f"{p.replay['run_id']} (postmortem {p.replay['tool_version']})"),
-        ("verdicts file", f"{p.replay['verdicts_file']} sha256 {p.replay['verdicts_sha256']}"),
-        ("block range", f"{fmt.block(rng.get('first_block'))}–{fmt.block(rng.get('last_block'))} ({rng.get('source')})"),
-        ("RPC endpoints", ", ".join(p.rpc_endpoints) or "not recorded"),
-    ]
-    kv += [(f"replay parameter: {k}", str(v)) for k, v in flatten(p.replay["parameters"]).items()]
+    kv = text.provenance_items(m)
     dl = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in kv)
     dig = [[_e(r["dataset"]), _e(fmt.count(r["chunks"])), _e(fmt.count(r["rows"])),
             _e(f"{fmt.block(r['first_block'])}–{fmt.block(r['last_block'])}"), f'<span class="mono">{_e(r["digest"])}</span>']
            for r in p.input_digests.rows]
     outs = [[_e(r["dataset"]), _e(fmt.count(r["rows"])), f'<span class="mono">{_e(r["sha256"])}</span>'] for r in p.outputs.rows]
-    runs = [[_e(r["run_id"]), _e(r["kind"]), _e(r["tool_version"]), _e(r["started_at"]), _e(", ".join(r.get("rpc") or []) or "—")]
+    runs = [[_e(r["run_id"]), _e(r["kind"]), _e(fmt.shown(r["tool_version"])), _e(fmt.shown(r["started_at"])),
+             _e(", ".join(r.get("rpc") or []) or fmt.NOT_RECORDED)]
             for r in p.runs.rows]
     chunks = [[_e(r["dataset"]), _e(f"{fmt.block(r['start_block'])}–{fmt.block(r['end_block'])}"), _e(fmt.count(r["rows"])),
                f'<span class="mono">{_e(r["sha256"])}</span>'] for r in p.inputs.rows]
@@ -475,7 +474,7 @@ def _provenance(m: ReportModel) -> str:
 def render_html(m: ReportModel) -> str:
     body = "".join([
         _header(m), "<main>", _figures(m), _charts(m), _wrongly(m), _reimbursement(m), _liquidators(m), _at_risk(m),
-        _checks(m), _methodology(m), _provenance(m), "</main>",
+        _glossary(m), _checks(m), _methodology(m), _provenance(m), "</main>",
         f"<footer>Written by postmortem {_e(m.provenance.report_tool_version)} from replay run {_e(m.run_id)} of "
         f"{_e(m.incident_id)}. Every figure is reproducible with the SQL beside it, read-only, on the same warehouse.</footer>",
     ])

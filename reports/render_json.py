@@ -51,6 +51,8 @@ def to_dict(m: ReportModel) -> dict:
         "chain_id": m.chain_id,
         "run_id": m.run_id,
         "headline": text.headline(m),
+        "quantities": m.quantities(),
+        "glossary": [{"name": n, "key": k, "definition": d} for n, k, d in text.glossary()],
         "mispriced_asset": m.mispriced,
         "eth_asset": m.eth_asset,
         "divergence_ppm": m.divergence_ppm(),

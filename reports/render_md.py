@@ -7,7 +7,7 @@ repository, a forum post or a governance proposal. Charts live in the HTML file 
 from __future__ import annotations
 
 from reports import fmt, text
-from reports.model import VERDICT_WRONG, ReportModel, flatten
+from reports.model import VERDICT_WRONG, ReportModel
 
 
 def _cell(value) -> str:
@@ -48,7 +48,9 @@ def render_md(m: ReportModel) -> str:
 
     out += ["## Wrongly eligible liquidations", "",
             "Health factor below 1 at the reported price and at least 1 at the true price, just before the liquidation. "
-            "Collateral seized includes the protocol fee; losses are in ETH at the true price.", ""]
+            "Collateral seized includes the protocol fee; oracle loss (its protocol-fee part included) and bonus loss "
+            "are in ETH at the true price, as the glossary defines them. The totals are in the figures above and the "
+            "reimbursement list below.", ""]
     rows = []
     for i, r in enumerate(m.liquidations.rows, start=1):
         if r["verdict"] != VERDICT_WRONG:
@@ -56,7 +58,8 @@ def render_md(m: ReportModel) -> str:
         rows.append([i, f"`{r['transaction_hash']}`", fmt.block(r["block_number"]), r["market"], f"`{r['user']}`",
                      f"`{r['liquidator']}`", fmt.token(r["debt_to_cover"], r.get("debt_decimals"), r.get("debt_symbol"), 4),
                      fmt.token(r.get("collateral_seized"), r.get("collateral_decimals"), r.get("collateral_symbol"), 4),
-                     fmt.wad(r["hf_reported"]), fmt.wad(r["hf_true"]), fmt.units(r.get("oracle_loss_eth"), 18, 6),
+                     fmt.wad(r["hf_reported"]), fmt.wad(r["hf_true"]),
+                     fmt.units((r.get("oracle_loss_eth") or 0) + (r.get("fee_oracle_loss_eth") or 0), 18, 6),
                      fmt.units(r.get("bonus_loss_eth"), 18, 6)])
     out += [_table(["#", "tx", "block", "market", "borrower", "liquidator", "debt repaid", "collateral seized",
                     "HF reported", "HF true", "oracle loss (ETH)", "bonus loss (ETH)"], rows,
@@ -72,20 +75,20 @@ def render_md(m: ReportModel) -> str:
     t = r.totals()
     out += ["## Reimbursement", "", f"**Policy: {r.policy.name}**", "", *[f"- {x}" for x in r.rules], "",
             f"{fmt.count(t['borrowers'])} borrowers are owed **{fmt.eth(t['total_wei'], 6)}** "
-            f"({fmt.eth(t['oracle_loss_wei'] + t['fee_oracle_loss_wei'], 6)} oracle loss + "
-            f"{fmt.eth(t['bonus_loss_wei'], 6)} bonus"
+            f"({fmt.eth(t['oracle_loss_wei'], 6)} oracle part + "
+            f"{fmt.eth(t['bonus_loss_wei'], 6)} bonus part"
             + (f" + {fmt.eth(t['goodwill_wei'], 6)} goodwill" if t["goodwill_wei"] else "")
             + "). The exact list, to the wei, is `reimbursements.csv`.", ""]
     cmp_rows = {c["user"]: c for c in m.comparison.rows} if m.comparison else {}
     goodwill = any(x["goodwill_wei"] for x in r.rows)
-    headers = ["#", "borrower", "markets", "liquidations", "oracle loss (ETH)", "of which on the fee (ETH)",
-               "bonus loss (ETH)"] + (["goodwill (ETH)"] if goodwill else []) + ["owed (ETH)"]
+    headers = ["#", "borrower", "markets", "liquidations", "oracle part (ETH)", "of which on the fee (ETH)",
+               "bonus part (ETH)"] + (["goodwill (ETH)"] if goodwill else []) + ["owed (ETH)"]
     if m.comparison:
         headers += ["paid (ETH)", "paid − owed (ETH)", "status"]
     rows = []
     for i, x in enumerate(r.rows, start=1):
         row = [i, f"`{x['user']}`", x["markets"], x["liquidations"],
-               fmt.exact_units(x["oracle_loss_wei"] + x["fee_oracle_loss_wei"], 18),
+               fmt.exact_units(x["oracle_loss_wei"], 18),
                fmt.exact_units(x["fee_oracle_loss_wei"], 18), fmt.exact_units(x["bonus_loss_wei"], 18)]
         row += [fmt.exact_units(x["goodwill_wei"], 18)] if goodwill else []
         row.append(fmt.exact_units(x["total_wei"], 18))
@@ -94,6 +97,14 @@ def render_md(m: ReportModel) -> str:
             row += [None if c.get("paid_wei") is None else fmt.exact_units(c["paid_wei"], 18),
                     fmt.exact_units(c.get("difference_wei", 0), 18), c.get("status")]
         rows.append(row)
+    if rows:
+        total = ["", "**total**", "", t["liquidations"], fmt.exact_units(t["oracle_loss_wei"], 18),
+                 fmt.exact_units(t["fee_oracle_loss_wei"], 18), fmt.exact_units(t["bonus_loss_wei"], 18)]
+        total += [fmt.exact_units(t["goodwill_wei"], 18)] if goodwill else []
+        total.append(f"**{fmt.exact_units(t['total_wei'], 18)}**")
+        if m.comparison:
+            total += [fmt.exact_units(m.comparison.paid_total_wei, 18), fmt.exact_units(m.comparison.difference_total_wei, 18), ""]
+        rows.append(total)
     out += [_table(headers, rows, {i for i, h in enumerate(headers) if i == 0 or "(ETH)" in h or h == "liquidations"})
             if rows else "Nobody is owed anything under this policy.", "",
             _sql(r.inputs.sql, "per liquidation in scope (the policy is applied to these rows)"), "",
@@ -132,6 +143,10 @@ def render_md(m: ReportModel) -> str:
         out += ["None." if m.at_risk.sql else m.at_risk.note, ""]
     out += [_sql(m.at_risk.sql), ""] if m.at_risk.sql else []
 
+    out += ["## Glossary", "", text.GLOSSARY_INTRO, ""]
+    out += [f"- **{name}** (`{key}`): {definition}" for name, key, definition in text.glossary()]
+    out += [""]
+
     out += ["## Checks", ""]
     for c in m.checks:
         mark = "✓" if c.ok else "✗" if c.ok is False else "–"
@@ -148,14 +163,8 @@ def render_md(m: ReportModel) -> str:
         out += [f"### {title_}", "", *[p + "\n" for p in paragraphs]]
 
     p = m.provenance
-    rng = p.block_range
-    out += ["## Provenance", "",
-            f"- report tool: postmortem {p.report_tool_version}",
-            f"- replay run: `{p.replay['run_id']}` (postmortem {p.replay['tool_version']})",
-            f"- verdicts file: `{p.replay['verdicts_file']}` sha256 `{p.replay['verdicts_sha256']}`",
-            f"- block range: {fmt.block(rng.get('first_block'))}–{fmt.block(rng.get('last_block'))} ({rng.get('source')})",
-            f"- RPC endpoints: {', '.join(f'`{u}`' for u in p.rpc_endpoints) or 'not recorded'}"]
-    out += [f"- replay parameter `{k}`: {v}" for k, v in flatten(p.replay["parameters"]).items()]
+    out += ["## Provenance", ""]
+    out += [f"- {label}: {value}" for label, value in text.provenance_items(m)]
     out += ["", "### Input chunks, per dataset", "", f"{p.input_digests.note}.", "",
             _table(["dataset", "chunks", "rows", "blocks", "digest"],
                    [[x["dataset"], x["chunks"], x["rows"], f"{fmt.block(x['first_block'])}–{fmt.block(x['last_block'])}",
@@ -165,6 +174,7 @@ def render_md(m: ReportModel) -> str:
             _table(["table", "rows", "sha256"], [[x["dataset"], x["rows"], f"`{x['sha256']}`"] for x in p.outputs.rows], {1}),
             "", _sql(p.outputs.sql), "", "### Runs", "",
             _table(["run", "kind", "tool", "started (UTC)", "RPC"],
-                   [[f"`{x['run_id']}`", x["kind"], x["tool_version"], x["started_at"], ", ".join(x.get("rpc") or []) or "—"]
+                   [[f"`{x['run_id']}`", x["kind"], fmt.shown(x["tool_version"]), fmt.shown(x["started_at"]),
+                     ", ".join(x.get("rpc") or []) or fmt.NOT_RECORDED]
                     for x in p.runs.rows]) if p.runs.rows else "No run records.", "", _sql(p.runs.sql), ""]
     return "\n".join(out).rstrip() + "\n"

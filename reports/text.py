@@ -42,6 +42,14 @@ def _assets(rows: list[dict], amount_key: str, asset: str, places: int = 2) -> s
     return " and ".join(parts) if parts else "nothing"
 
 
+def capped(m: ReportModel) -> bool:
+    """True when the replay recorded the mispriced asset's true price as its capped-ratio adapter without the cap."""
+    sym = ((m.mispriced or {}).get("symbol") or "").lower()
+    rec = m.methodology.get("recorded_parameters", {})
+    return any(isinstance(v, str) and v.lower() == "uncapped" and (not sym or k.lower().endswith(sym))
+               for k, v in rec.items())
+
+
 def headline(m: ReportModel) -> list[str]:
     """Three to five sentences: what was mispriced, when, what it did, what is owed."""
     out = []
@@ -59,6 +67,11 @@ def headline(m: ReportModel) -> list[str]:
         if r:
             s += f": {r[0]} {r[2]} per {sym} reported against {r[1]} true"
         out.append(s + ".")
+        if capped(m):
+            out.append(f"The oracle priced {sym} as a capped ratio: the price of ETH times the {sym}-to-ETH exchange "
+                       "rate, where that rate may not grow faster than a set yearly rate from a recorded snapshot; "
+                       + (f"the cap sat below the real rate, so {sym} was priced too low." if direction == "below"
+                          else "the true price here is the same formula without the cap."))
     if w and w.get("first_block") is not None:
         s = (f"The price path shows {sym} mispriced from block {fmt.block(w['first_block'])} ({fmt.utc(w['first_timestamp'])}) "
              f"to block {fmt.block(w['last_block'])} ({fmt.utc(w['last_timestamp'])})")
@@ -72,24 +85,59 @@ def headline(m: ReportModel) -> list[str]:
     wrong = m.value("wrongly_eligible", 0)
     borrowers = m.value("borrowers_affected", 0)
     s = (f"The replay judged {fmt.count(n)} liquidation{'s' if n != 1 else ''}: {fmt.count(wrong)} "
-         f"{'were' if wrong != 1 else 'was'} wrongly eligible (health factor below 1 at the reported price, at least 1 at the true price)")
+         f"{'were' if wrong != 1 else 'was'} wrongly eligible: the borrower's health factor (collateral weighted by "
+         "its liquidation threshold, divided by debt; below 1 the position may be liquidated) was below 1 at the "
+         "reported price but at least 1 at the true price")
     if wrong:
-        s += (f", taking {_assets(m.value('collateral_seized', []), 'collateral_seized', 'collateral')} from "
-              f"{fmt.count(borrowers)} borrower{'s' if borrowers != 1 else ''} for "
-              f"{_assets(m.value('debt_repaid', []), 'debt_repaid', 'debt')} of debt")
+        seized = m.value("collateral_seized", [])
+        s += f". They took {_assets(seized, 'collateral_seized', 'collateral')} of collateral"
+        to_liq = [r for r in seized if r.get("liquidated_collateral_amount") is not None]
+        if len(seized) == 1 and to_liq:
+            r = to_liq[0]
+            fee = r["collateral_seized"] - r["liquidated_collateral_amount"] if r.get("collateral_seized") is not None else None
+            s += (f" ({fmt.token(r['liquidated_collateral_amount'], r.get('collateral_decimals'), None, 2)} to the "
+                  "liquidators" + (f", {fmt.token(fee, r.get('collateral_decimals'), None, 2)} as protocol fee" if fee else "")
+                  + ")")
+        s += f" from {fmt.count(borrowers)} borrower{'s' if borrowers != 1 else ''}"
+        s += f" for {_assets(m.value('debt_repaid', []), 'debt_repaid', 'debt')} of debt repaid"
     out.append(s + ".")
-    ol, bl, lg = m.value("oracle_loss"), m.value("bonus_loss"), m.value("liquidator_gains")
-    if wrong and ol and bl:
-        s = (f"Those borrowers lost {fmt.eth(ol['eth_wei'], 2)} to the mispricing and {fmt.eth(bl['eth_wei'], 2)} of "
-             f"liquidation bonus")
-        if ol.get("eth_wei_all_liquidations") not in (None, ol["eth_wei"]):
-            s += f" ({fmt.eth(ol['eth_wei_all_liquidations'], 2)} of oracle loss over all liquidations)"
-        if lg:
-            s += f"; liquidators gained {fmt.eth(lg['eth_wei'], 2)} across all {fmt.count(n)} liquidations"
-        out.append(s + ".")
+    out.extend(owed_sentences(m))
+    return out
+
+
+def owed_sentences(m: ReportModel) -> list[str]:
+    """The losses and what is owed, with the glossary's names; the parts add up to the total exactly."""
+    q = m.quantities()
     r = m.reimbursement
-    out.append(f"Under {r.policy.name}, {fmt.count(len(r.rows))} borrower{'s are' if len(r.rows) != 1 else ' is'} owed "
-               f"{fmt.eth(r.total_wei, 2)} in total.")
+    n = m.value("liquidations", 0)
+    wrong = m.value("wrongly_eligible", 0)
+    out = []
+    if q["oracle_loss_wei"] is not None and q["bonus_loss_wei"] is not None and n:
+        s = (f"Oracle loss: {fmt.eth(q['oracle_loss_wei'], 2)} over all {fmt.count(n)} liquidations, the collateral "
+             "handed over at the reported price instead of the true one (what went to the protocol as fee included). "
+             f"Bonus loss: {fmt.eth(q['bonus_loss_wei'], 2)} over the {fmt.count(wrong)} wrongly eligible ones, the "
+             "liquidation bonus (the extra collateral a liquidator receives on top of the debt it repays) that "
+             "those borrowers should never have paid")
+        if q["liquidator_gain_wei"] is not None:
+            s += f". Liquidators gained {fmt.eth(q['liquidator_gain_wei'], 2)} across the {fmt.count(n)} liquidations"
+        out.append(s + ".")
+    listed = len(r.rows)
+    chain = r.policy.uses_chain_prices and r.policy.scope == "reimbursable"
+    same = (chain and q["owed_oracle_part_wei"] == q["oracle_loss_wei"] and q["owed_bonus_part_wei"] == q["bonus_loss_wei"])
+    oracle_name, bonus_name = ("oracle loss", "bonus loss") if same else ("oracle part", "bonus part")
+    s = (f"Under {r.policy.name}, {fmt.count(listed)} borrower{'s are' if listed != 1 else ' is'} owed "
+         f"{fmt.eth(q['owed_wei'], 2)}")
+    if q["owed_usd_base"] is not None:
+        s += (f" (about {fmt.usd(q['owed_usd_base'], 0)} at the true ETH price of {fmt.usd(q['eth_price_base'], 2)} "
+              f"at block {fmt.block(q['eth_price_block'])}, the last liquidation)")
+    if listed:
+        s += (f": {fmt.eth(q['owed_oracle_part_wei'], 2)} {oracle_name} + {fmt.eth(q['owed_bonus_part_wei'], 2)} "
+              f"{bonus_name}" + (f" + {fmt.eth(q['owed_goodwill_wei'], 2)} goodwill" if q["owed_goodwill_wei"] else ""))
+        anyway = sum(1 for x in r.rows if not x["wrongly_eligible"])
+        if anyway and r.policy.scope == "reimbursable":
+            s += (f"; {fmt.count(anyway)} of them {'were' if anyway != 1 else 'was'} liquidated only while eligible "
+                  "anyway and {} owed the oracle loss alone".format("are" if anyway != 1 else "is"))
+    out.append(s + ". The exact amounts, to the wei, are in reimbursements.csv.")
     return out
 
 
@@ -217,6 +265,11 @@ def facts(m: ReportModel) -> list[Fact]:
         out.append(Fact("max_divergence", "Largest divergence",
                         f"{fmt.percent_change(d['reported_price'], d['true_price'])} at block {fmt.block(d['block_number'])} "
                         f"({fmt.usd(d['reported_price'], 2)} vs {fmt.usd(d['true_price'], 2)})", f.sql, f.note))
+    f = m.figure("eth_price")
+    if f and f.value:
+        out.append(Fact("eth_price", "True ETH price", f"{fmt.usd(f.value['eth_price'], 2)} at block "
+                        f"{fmt.block(f.value['block_number'])}, the last liquidation", f.sql,
+                        "the price used to show owed amounts in USD"))
     f = m.figure("liquidation_window")
     if f and f.value and f.value.get("first_block") is not None:
         w = f.value
@@ -258,13 +311,17 @@ def cards(m: ReportModel) -> list[Card]:
     if f:
         lines = _token_lines(f.rows, "debt_repaid", "debt")
         out.append(Card(f.key, f.label, lines[0] if lines else "0", [f"+ {x}" for x in lines[1:]], [(f.key, f.sql)]))
-    for key in ("oracle_loss", "bonus_loss", "fee_oracle_loss"):
-        f = m.figure(key)
-        if f and f.value:
-            sub = [fmt.usd(f.value["usd_base"])] if f.value.get("usd_base") is not None else []
-            if f.value.get("eth_wei_all_liquidations") not in (None, f.value["eth_wei"]):
-                sub.append(f"{fmt.eth(f.value['eth_wei_all_liquidations'], 2)} over all liquidations")
-            out.append(Card(key, f.label, fmt.eth(f.value["eth_wei"], 2), sub + [f.note], [(key, f.sql)]))
+    q = m.quantities()
+    f = m.figure("oracle_loss")
+    if f and f.value:
+        sub = [fmt.usd(f.value["usd_base"])] if f.value.get("usd_base") is not None else []
+        if f.value.get("fee_part_eth_wei"):
+            sub.append(f"of which {fmt.eth(f.value['fee_part_eth_wei'], 2)} on the protocol fee")
+        out.append(Card("oracle_loss", f.label, fmt.eth(f.value["eth_wei"], 2), sub + [f.note], [("oracle_loss", f.sql)]))
+    f = m.figure("bonus_loss")
+    if f and f.value:
+        sub = [fmt.usd(f.value["usd_base"])] if f.value.get("usd_base") is not None else []
+        out.append(Card("bonus_loss", f.label, fmt.eth(f.value["eth_wei"], 2), sub + [f.note], [("bonus_loss", f.sql)]))
     f = m.figure("protocol_fees")
     if f:
         lines = _token_lines(f.rows, "protocol_fee_amount", "collateral", 4)
@@ -275,8 +332,52 @@ def cards(m: ReportModel) -> list[Card]:
         if f.value.get("usd_base") is not None:
             sub.insert(0, fmt.usd(f.value["usd_base"]))
         out.append(Card(f.key, f.label, fmt.eth(f.value["eth_wei"], 2), sub + ([f.note] if f.note else []), [(f.key, f.sql)]))
-    f = m.figure("owed_chain_prices")
-    if f and f.value:
-        out.append(Card(f.key, f.label, fmt.eth(f.value["eth_wei"], 2),
-                        [f"{fmt.count(f.value['borrowers'])} borrowers", f.note], [(f.key, f.sql)]))
+    r = m.reimbursement
+    sub = [f"{fmt.count(q['owed_borrowers'])} borrowers, under {r.policy.name}"]
+    if q["owed_usd_base"] is not None:
+        sub.append(f"about {fmt.usd(q['owed_usd_base'])} at the true ETH price of {fmt.usd(q['eth_price_base'], 2)} "
+                   f"(block {fmt.block(q['eth_price_block'])})")
+    sub.append(f"{fmt.eth(q['owed_oracle_part_wei'], 2)} oracle part + {fmt.eth(q['owed_bonus_part_wei'], 2)} bonus part"
+               + (f" + {fmt.eth(q['owed_goodwill_wei'], 2)} goodwill" if q["owed_goodwill_wei"] else ""))
+    sqls = [("per liquidation in scope", r.inputs.sql)]
+    if r.policy.uses_chain_prices:
+        sqls.append(("per borrower at the chain's prices", r.chain_sql))
+    out.append(Card("owed", "Owed", fmt.eth(q["owed_wei"], 2), sub, sqls))
     return out
+
+
+# --- glossary and provenance (the same words in every format) ---------------------------------------
+
+
+def glossary() -> list[tuple[str, str, str]]:
+    """(name, report.json key, definition) of every named quantity, as ``postmortem schema glossary`` prints them."""
+    from postmortem.schema_docs import GLOSSARY
+
+    return [(q.name, q.key, q.definition) for q in GLOSSARY]
+
+
+GLOSSARY_INTRO = ("Each quantity has one name and one number throughout this report, its files and "
+                  "`postmortem schema glossary`; amounts in ETH are exact to the wei in report.json and "
+                  "reimbursements.csv.")
+
+
+def provenance_items(m: ReportModel) -> list[tuple[str, str]]:
+    """(label, text) lines of the provenance; a value nobody recorded reads "not recorded", never "None"."""
+    from reports.model import flatten
+
+    p = m.provenance
+    rng = p.block_range
+    if rng.get("first_block") is not None and rng.get("last_block") is not None:
+        blocks = f"{fmt.block(rng['first_block'])}–{fmt.block(rng['last_block'])} ({fmt.shown(rng.get('source'))})"
+    else:
+        blocks = fmt.NOT_RECORDED
+    tool = p.replay.get("tool_version")
+    items = [
+        ("report tool", f"postmortem {p.report_tool_version}"),
+        ("replay run", f"{p.replay['run_id']}" + (f" (postmortem {tool})" if tool else " (tool version not recorded)")),
+        ("verdicts file", f"{fmt.shown(p.replay.get('verdicts_file'))} sha256 {fmt.shown(p.replay.get('verdicts_sha256'))}"),
+        ("block range", blocks),
+        ("RPC endpoints", ", ".join(p.rpc_endpoints) or fmt.NOT_RECORDED),
+    ]
+    items += [(f"replay parameter {k}", str(v)) for k, v in flatten(p.replay["parameters"]).items() if v is not None]
+    return items

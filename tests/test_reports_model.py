@@ -15,7 +15,8 @@ from postmortem.warehouse import Warehouse
 from reports.model import COLUMNS, build_model, input_digest
 
 from test_reports_synthetic import (CHAIN, FIRST_BLOCK, INCIDENT, LAST_BLOCK, MISPRICED_FROM, MISPRICED_TO, RUN, WSTETH,
-                                    L, U, build_warehouse, default_specs, documented, reimbursable_wei, verdict_row)
+                                    L, U, _write_ingest, build_warehouse, default_specs, documented, reimbursable_wei,
+                                    verdict_row)
 from test_reports_synthetic import documented_schemas  # noqa: F401  (autouse fixture)
 
 
@@ -57,7 +58,7 @@ def test_every_figure_is_reproduced_by_its_sql(syn, model):
     assert set(model.figures) == {
         "mispriced_assets", "markets", "liquidation_window", "price_at_first_wrong_liquidation", "mispricing_window",
         "max_divergence", "liquidations", "verdicts", "wrongly_eligible", "borrowers_affected", "collateral_seized",
-        "debt_repaid", "oracle_loss", "bonus_loss", "fee_oracle_loss", "protocol_fees", "liquidator_gains",
+        "debt_repaid", "oracle_loss", "bonus_loss", "eth_price", "protocol_fees", "liquidator_gains",
         "owed_chain_prices"}
     for key, f in model.figures.items():
         got = shaped(f.shape, sql_rows(syn.root, f.sql))
@@ -91,16 +92,24 @@ def test_headline_figures_match_an_independent_computation(syn, model):
     debt = {r["debt_symbol"]: r["debt_repaid"] for r in model.value("debt_repaid")}
     assert debt == {"WETH": sum(r["debt_to_cover"] for r in wrong if r["debt_symbol"] == "WETH"),
                     "cbETH": sum(r["debt_to_cover"] for r in wrong if r["debt_symbol"] == "cbETH")}
-    for key in ("oracle_loss", "bonus_loss", "fee_oracle_loss"):
-        assert model.value(key) == {
-            "eth_wei": sum(r[f"{key}_eth_wei"] for r in wrong), "usd_base": sum(r[f"{key}_base"] for r in wrong),
-            "eth_wei_all_liquidations": sum(r[f"{key}_eth_wei"] for r in rows),
-            "usd_base_all_liquidations": sum(r[f"{key}_base"] for r in rows)}, key
+    # Oracle loss: every liquidation, its protocol-fee part included; bonus loss: wrongly eligible ones only.
+    assert model.value("oracle_loss") == {
+        "eth_wei": sum(r["oracle_loss_eth_wei"] + r["fee_oracle_loss_eth_wei"] for r in rows),
+        "fee_part_eth_wei": sum(r["fee_oracle_loss_eth_wei"] for r in rows),
+        "usd_base": sum(r["oracle_loss_base"] + r["fee_oracle_loss_base"] for r in rows), "liquidations": 13}
+    assert model.value("bonus_loss") == {"eth_wei": sum(r["bonus_loss_eth_wei"] for r in wrong),
+                                         "usd_base": sum(r["bonus_loss_base"] for r in wrong), "liquidations": 10}
+    last = max(rows, key=lambda r: (r["block_number"], r["transaction_index"], r["log_index"]))
+    assert model.value("eth_price") == {"block_number": last["block_number"], "eth_price": last["eth_price_true"]}
     (fees,) = model.value("protocol_fees")
     assert fees["protocol_fee_amount"] == sum(r["protocol_fee_amount"] for r in wrong)
     owed = reimbursable_wei(rows)
     assert model.value("owed_chain_prices") == {"borrowers": len(owed), "eth_wei": sum(owed.values())}
     assert {r["user"]: r["total_wei"] for r in model.reimbursement.rows} == owed
+    q = model.quantities()
+    assert q["owed_wei"] == sum(owed.values()) == q["owed_oracle_part_wei"] + q["owed_bonus_part_wei"]
+    assert (q["owed_oracle_part_wei"], q["owed_bonus_part_wei"]) == (q["oracle_loss_wei"], q["bonus_loss_wei"])
+    assert q["owed_usd_base"] == sum(owed.values()) * last["eth_price_true"] // 10**18
     gains = model.value("liquidator_gains")
     assert gains["liquidators"] == 4 and gains["eth_wei"] == sum(r["gain_eth_wei"] for r in model.liquidators.rows)
     # The amounts are exact integers well beyond 2**53: nothing went through a float.
@@ -132,8 +141,8 @@ def test_tables(model):
 
 def test_checks_pass_on_a_consistent_warehouse(model):
     assert {c.key: c.ok for c in model.checks} == {
-        "log_coverage": True, "borrower_losses": True, "inputs_unchanged": True, "replay_matches_log": True,
-        "verdict_kinds": True}
+        "raw_log_coverage": True, "log_coverage": True, "borrower_losses": True, "inputs_unchanged": True,
+        "replay_matches_log": True, "one_number": True, "verdict_kinds": True}
 
 
 def test_provenance(syn, model):
@@ -195,6 +204,7 @@ def test_other_column_names_are_adapted(tmp_path, monkeypatch):
         r = {renames.get(k, k): v for k, v in verdict_row(s).items() if k != "debt_price_true"}
         rows.append({**r, "collateral_decimals": 18, "debt_decimals": 18})
     wh = Warehouse(tmp_path / "w")
+    _write_ingest(wh, [verdict_row(s) for s in default_specs()], INCIDENT, "http://localhost:8545")
     import pyarrow as pa
     from decimal import Decimal
 
@@ -227,23 +237,31 @@ def test_a_required_column_missing_is_one_sentence(tmp_path, monkeypatch):
         build_model(wh.root, INCIDENT)
 
 
-def test_verdicts_alone_are_enough(tmp_path):
-    """No price path, no other outputs, no ingest tables, no run records: the report builds and says what it lacks."""
-    syn = build_warehouse(tmp_path / "w", price_path=False, extra_outputs=False, ingest=False, record_replay=False)
+def test_verdicts_and_ingest_alone_are_enough(tmp_path):
+    """No price path, no other outputs, no run records: the report builds and says what it lacks."""
+    syn = build_warehouse(tmp_path / "w", price_path=False, extra_outputs=False, record_replay=False)
     m = build_model(syn.root, INCIDENT)
     assert m.value("wrongly_eligible") == 10
     assert m.mispriced["asset"] == WSTETH  # from the verdicts' own prices
     assert "mispricing_window" not in m.figures and m.price_path.rows == []
-    assert any("no price_path" in n for n in m.notes) and any("no liquidator_gains" in n for n in m.notes)
-    assert m.provenance.block_range["source"].startswith("first and last liquidation")
-    assert {c.key: c.ok for c in m.checks}["log_coverage"] is None
-    assert m.liquidations.rows[0]["collateral_decimals"] is None  # no reserves table to say
+    assert any("no price path" in n for n in m.notes) and any("no liquidator gains" in n for n in m.notes)
+    assert all("_" not in n.split("(")[0] for n in m.notes)  # prose, not table names
+    assert {c.key: c.ok for c in m.checks}["log_coverage"] is True
     for f in m.figures.values():
         assert as_text(shaped(f.shape, sql_rows(syn.root, f.sql))) == as_text(f.value), f.key
 
 
+def test_verdicts_without_ingested_logs_are_refused(tmp_path):
+    """Without the raw logs the report cannot show its data is complete, so it refuses in one sentence."""
+    syn = build_warehouse(tmp_path / "w", price_path=False, extra_outputs=False, ingest=False, record_replay=False)
+    with pytest.raises(PostmortemError, match=r"has no raw logs for chain 1, so the report cannot show that its "
+                                              r"decoded tables are complete; run `postmortem ingest --incident "
+                                              r"synthetic-wsteth-capo --warehouse .*` first$"):
+        build_model(syn.root, INCIDENT)
+
+
 def test_no_liquidations(tmp_path):
-    syn = build_warehouse(tmp_path / "w", rows=[], ingest=False)
+    syn = build_warehouse(tmp_path / "w", rows=[])
     m = build_model(syn.root, INCIDENT)
     assert m.value("liquidations") == 0 and m.value("wrongly_eligible") == 0
     assert m.reimbursement.rows == [] and m.value("oracle_loss")["eth_wei"] == 0

@@ -94,7 +94,8 @@ def test_parts_a_policy_leaves_out_keep_the_chain_value(syn):
     oracle: dict[str, int] = {}
     fee: dict[str, int] = {}
     for r in syn.rows:
-        oracle[r["user"]] = oracle.get(r["user"], 0) + r["oracle_loss_eth_wei"]
+        # The oracle part holds its protocol-fee part; fee_oracle_loss_wei says how much of it that is.
+        oracle[r["user"]] = oracle.get(r["user"], 0) + r["oracle_loss_eth_wei"] + r["fee_oracle_loss_eth_wei"]
         fee[r["user"]] = fee.get(r["user"], 0) + r["fee_oracle_loss_eth_wei"]
     assert {r["user"]: r["oracle_loss_wei"] for r in m.reimbursement.rows} == oracle
     assert {r["user"]: r["fee_oracle_loss_wei"] for r in m.reimbursement.rows} == fee

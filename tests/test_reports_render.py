@@ -75,7 +75,12 @@ def test_json_is_exact_sorted_and_has_no_floats(written, syn):
     wrong = [r for r in syn.rows if r["verdict"] == "wrongly_eligible"]
     owed = sum(reimbursable_wei(syn.rows).values())
     assert data["reimbursement"]["totals"]["total_wei"] == str(owed)
-    assert data["figures"]["oracle_loss"]["value"]["eth_wei"] == str(sum(r["oracle_loss_eth_wei"] for r in wrong))
+    # Oracle loss is one number: every liquidation, its protocol-fee part included (the glossary's definition).
+    oracle = sum(r["oracle_loss_eth_wei"] + r["fee_oracle_loss_eth_wei"] for r in syn.rows)
+    assert data["figures"]["oracle_loss"]["value"]["eth_wei"] == data["quantities"]["oracle_loss_wei"] == str(oracle)
+    assert data["figures"]["bonus_loss"]["value"]["eth_wei"] == str(sum(r["bonus_loss_eth_wei"] for r in wrong))
+    assert data["quantities"]["owed_wei"] == str(owed)
+    assert {g["key"] for g in data["glossary"]} >= {"oracle_loss_wei", "bonus_loss_wei", "owed_wei"}
     assert data["provenance"]["replay"]["parameters"]["health_band"] == "1.1"  # a recorded float, as its repr
     assert data["figures"]["liquidations"]["value"] == "13"
     assert data["divergence_ppm"] == "-28402"
@@ -88,8 +93,9 @@ def test_csv_reimbursement_list(written, syn):
     lines = list(csv.DictReader(io.StringIO(written["csv"].read_text())))
     assert {x["user"]: int(x["total_wei"]) for x in lines} == reimbursable_wei(syn.rows)
     for x in lines:
-        assert int(x["total_wei"]) == sum(int(x[k]) for k in ("oracle_loss_wei", "fee_oracle_loss_wei",
-                                                               "bonus_loss_wei", "goodwill_wei"))
+        # oracle_loss_wei already holds its protocol-fee part (fee_oracle_loss_wei says how much of it).
+        assert int(x["total_wei"]) == sum(int(x[k]) for k in ("oracle_loss_wei", "bonus_loss_wei", "goodwill_wei"))
+        assert 0 <= int(x["fee_oracle_loss_wei"]) <= int(x["oracle_loss_wei"])
     totals = [int(x["total_wei"]) for x in lines]
     assert totals == sorted(totals, reverse=True)
     for x in lines:
@@ -106,7 +112,7 @@ def test_markdown_has_the_sql_beside_every_figure(written, syn):
     assert md.startswith("# Post-mortem: wstETH mispricing")
     for heading in ("## Headline", "## Figures", "## Wrongly eligible liquidations", "## Reimbursement",
                     "## Liquidators and what they gained", "## Positions at risk that were not liquidated",
-                    "## Checks", "## Methodology", "## Provenance"):
+                    "## Glossary", "## Checks", "## Methodology", "## Provenance"):
         assert heading in md
     assert "0xbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb0001" in md
 
@@ -122,7 +128,9 @@ def test_html_is_self_contained(written):
     for chart in ("chart-price", "chart-hf", "chart-losses"):
         assert f'<figure id="{chart}">' in html
     # The zoom on the liquidations is drawn only when they cluster in a small part of the price path.
-    assert html.count("<svg") == 3 and 'id="chart-price-zoom"' not in html
+    # Each chart is drawn twice, once per screen width (CSS shows one): three charts, six drawings.
+    assert html.count("<svg") == 6 and 'id="chart-price-zoom"' not in html
+    assert html.count('<div class="chart-wide"><svg') == 3 and html.count('<div class="chart-narrow"><svg') == 3
     assert html.count('<details class="sql">') >= 25
 
 

@@ -263,6 +263,8 @@ def _write_ingest(wh: Warehouse, rows: list[dict], incident_id: str, rpc_url: st
         "liquidated_collateral_amount_units": r["liquidated_collateral_amount"] / 1e18,
     } for r in rows]
     wh.write_chunk(CHAIN, "liquidations", FIRST_BLOCK, LAST_BLOCK + 9, documented("liquidations", logs))
+    # The raw logs the decoded liquidations came from (the report counts one against the other).
+    wh.write_chunk(CHAIN, "logs", FIRST_BLOCK, LAST_BLOCK + 9, raw_logs(rows))
     markets = [{"market": m, "pool": p, "pool_revision": 10, "aave_revision": "3.6", "block_number": LAST_BLOCK + 9}
                for m, p in POOLS.items()]
     wh.write_chunk(CHAIN, "markets", LAST_BLOCK + 9, LAST_BLOCK + 9, documented("markets", markets))
@@ -271,6 +273,28 @@ def _write_ingest(wh: Warehouse, rows: list[dict], incident_id: str, rpc_url: st
     wh.write_chunk(CHAIN, "reserves", LAST_BLOCK + 9, LAST_BLOCK + 9, documented("reserves", reserves))
     wh.record_run("ingest", {"rpc_url": rpc_url, "incident": incident_id, "pools": POOLS,
                              "from_block": FIRST_BLOCK, "to_block": LAST_BLOCK}, {"chunks": 5}, run_id="0123456789ab")
+
+
+def raw_logs(rows: list[dict]) -> pa.Table:
+    """The raw ``LiquidationCall`` logs of ``rows`` (topics and data as the chain encodes them)."""
+    from ingest.events import EVENTS, RAW_LOG_SCHEMA
+
+    (ev,) = [e for e in EVENTS if e.name == "LiquidationCall"]
+
+    def word(x: int | str | bool) -> bytes:
+        return (int(x, 16) if isinstance(x, str) else int(x)).to_bytes(32, "big")
+
+    out = []
+    for r in rows:
+        out.append({
+            "block_number": r["block_number"], "block_hash": f"0x{r['block_number']:064x}",
+            "transaction_hash": r["transaction_hash"], "transaction_index": r["transaction_index"],
+            "log_index": r["log_index"], "address": r["pool"], "topic0": ev.topic0,
+            "topic1": word(r["collateral_asset"]), "topic2": word(r["debt_asset"]), "topic3": word(r["user"]),
+            "data": word(r["debt_to_cover"]) + word(r["liquidated_collateral_amount"]) + word(r["liquidator"])
+                    + word(r["receive_a_token"]),
+        })
+    return pa.Table.from_pylist(out, schema=RAW_LOG_SCHEMA)
 
 
 def _write_extras(out, rows: list[dict]) -> None:
@@ -337,7 +361,7 @@ def test_build_warehouse_writes_the_documented_tables(tmp_path, documented_schem
     replay_tables = documented_schemas
     syn = build_warehouse(tmp_path / "w")
     wh = Warehouse(syn.root)
-    assert {r.dataset for r in wh.records()} == {"blocks", "liquidations", "markets", "reserves", "verdicts",
+    assert {r.dataset for r in wh.records()} == {"blocks", "logs", "liquidations", "markets", "reserves", "verdicts",
                                                   "borrower_losses", "liquidator_gains", "at_risk", "health", "price_path"}
     for name in replay_tables.TABLES:  # every replay output has exactly the replay's columns and types
         (rec,) = wh.outputs(CHAIN, name, INCIDENT)
