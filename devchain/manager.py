@@ -21,7 +21,7 @@ from pathlib import Path
 
 from devchain.chain import Artifacts, Chain
 from devchain.node import AnvilNode, port_in_use, rpc_ready, start_anvil, stop_pid
-from devchain.scenario import ScenarioRunner, load_scenario
+from devchain.scenario import ScenarioRunner, genesis_timestamp, load_scenario
 from postmortem import __version__
 from postmortem.errors import PostmortemError
 from postmortem.paths import DEVCHAIN_DIR
@@ -134,7 +134,7 @@ def start(port: int = DEFAULT_PORT, scenario: str = "wsteth-capo-2026-03-10", *,
     if port:
         _check_port_free(port, directory)
     directory.mkdir(parents=True, exist_ok=True)
-    node = start_anvil(port, timestamp=sc.get("genesis_timestamp"), detach=detach,
+    node = start_anvil(port, timestamp=genesis_timestamp(sc), detach=detach,
                        log_path=directory / "anvil.log")
     try:
         out = run_scenario_on(node.url, scenario, progress=progress, **params)

@@ -9,6 +9,11 @@ A scenario has four parts:
 ``timeline``  blocks in order; each block has a ``timestamp`` (or ``advance`` seconds) and a
               list of ``txs`` mined together in that order (anvil ``--order fifo``)
 
+Time is part of the scenario, never the wall clock: the chain starts at ``genesis_timestamp``
+(default: one day before the first timeline block), every set-up block is one second after the
+one before, and timeline blocks carry their own timestamps. So the same scenario and parameters
+give the same blocks, transactions, logs and state, to the wei, on any machine at any hour.
+
 Transactions (``do``): ``set_cap_parameters``, ``set_feed``, ``set_steth_rate``, ``liquidate``,
 ``supply``, ``withdraw``, ``borrow``, ``repay``, ``transfer_a_token``, ``set_emode``.
 
@@ -37,6 +42,8 @@ LIQUIDATION_CALL_TOPIC = "0x" + keccak(
     text="LiquidationCall(address,address,address,uint256,uint256,address,bool)"
 ).hex()
 
+DEFAULT_GENESIS_TIMESTAMP = 1_773_056_771  # 2026-03-09 11:46:11 UTC, a day before the incident
+
 # Roles whose liquidations are wrong by construction (healthy at the true price).
 WRONGLY_ELIGIBLE_ROLES = {"victim"}
 
@@ -44,6 +51,15 @@ WRONGLY_ELIGIBLE_ROLES = {"victim"}
 def available_scenarios() -> list[str]:
     names = sorted(p.stem for p in SCENARIO_DIR.glob("*.json"))
     return names + ["scale"]
+
+
+def genesis_timestamp(scenario: dict) -> int:
+    """The scenario's fixed start time: ``genesis_timestamp``, or a day before its first
+    timestamped timeline block, or (no timestamps at all) a fixed date."""
+    if "genesis_timestamp" in scenario:
+        return int(scenario["genesis_timestamp"])
+    stamps = [int(b["timestamp"]) for b in scenario.get("timeline", []) if "timestamp" in b]
+    return min(stamps) - 86_400 if stamps else DEFAULT_GENESIS_TIMESTAMP
 
 
 def load_scenario(name: str, **params: Any) -> dict:
@@ -119,8 +135,7 @@ class ScenarioRunner:
         # Deterministic time: every block without a timeline timestamp is one second after the
         # previous one, never the wall clock (interest accrues over set-up blocks).
         c.rpc("anvil_setBlockTimestampInterval", [1])
-        if "genesis_timestamp" in self.sc:
-            c.mine(self.sc["genesis_timestamp"])
+        c.mine(genesis_timestamp(self.sc))
         self.log("deploying Aave v3.6 markets ...")
         self.book = deploy_world(c, self.world)
         deploy_block = c.block_number
