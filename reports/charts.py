@@ -117,7 +117,7 @@ class _Svg:
                hollow: bool = False) -> None:
         """A data mark (``class="mark"``) when it has a tooltip; a legend swatch when not."""
         style = (f'fill="#ffffff" stroke="{fill}" stroke-width="2"' if hollow
-                 else f'fill="{fill}" stroke="#ffffff" stroke-width="1.2"')
+                 else f'fill="{fill}" stroke="#ffffff" stroke-width="{_n(min(1.2, r * 0.25))}"')  # small marks stay coloured
         body = f"<title>{_e(tooltip)}</title>" if tooltip else ""
         c = ' class="mark"' if tooltip else ""
         if shape == "square":
