@@ -122,7 +122,7 @@ COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
         "block_number": ("block_number",),
         "transaction_hash": ("transaction_hash",),
         "log_index": ("log_index",),
-        "address": ("address",),
+        "address": ("pool", "address"),  # the catalog calls a Pool event's emitter `pool`
     },
     "reserves": {  # ingest: token decimals
         "asset": ("asset",),
@@ -1173,16 +1173,25 @@ class _Builder:
             rng = f" AND {a}block_number BETWEEN {first} AND {last}" if first is not None else ""
             return f"{a}chain_id = {self.chain_id}{rng}"
         values = ",\n                   ".join(f"({literal(t)}, {literal(tbl)})" for t, tbl in group.items())
+        import duckdb
+
+        readable = set()
+        for x in sorted(self.tables & {t for tbl in tables for t in tbl.split("+")} | {UNDECODED_TABLE}):
+            try:  # a view whose every file is gone cannot be read: it holds no rows
+                self.con.execute(f"SELECT 1 FROM {ident(x)} LIMIT 1").fetchall()
+                readable.add(x)
+            except duckdb.Error:
+                pass
         decoded = []
         for tbl in tables:
-            present = [x for x in tbl.split("+") if x in self.tables]
+            present = [x for x in tbl.split("+") if x in readable]
             if not present:
                 decoded.append(f"SELECT {literal(tbl)} AS decoded_table, 0 AS decoded_rows")
             else:
                 decoded.append(" UNION ALL ".join(
                     f"SELECT {literal(tbl)} AS decoded_table, count(*) AS decoded_rows FROM {ident(x)} WHERE {where()}"
                     for x in present))
-        if UNDECODED_TABLE in self.tables:
+        if UNDECODED_TABLE in readable:
             decoded.append(f"SELECT t.decoded_table, count(*) AS decoded_rows FROM {UNDECODED_TABLE} u "
                            f"JOIN topics t ON t.topic0 = lower(hex(u.topic0)) WHERE {where('u.')} "
                            "GROUP BY t.decoded_table")
