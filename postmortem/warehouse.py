@@ -88,6 +88,14 @@ ALL_RUNS_SUFFIX = "_all_runs"
 TIMESTAMP_UTC = "timestamp_utc"
 _TIMESTAMP_UTC_SQL = f'make_timestamp(CAST("timestamp" AS BIGINT) * 1000000) AS {TIMESTAMP_UTC}'
 
+# Decoded tables of the events a Pool emits: their views call the emitting contract ``pool``, as
+# every other table does (``reserves``, ``oracle_prices`` ...); the files keep the raw log's
+# ``address``. Token, oracle and configurator events keep ``address`` (the token, feed ...).
+POOL_EVENT_TABLES = frozenset({
+    "supplies", "withdraws", "borrows", "repays", "liquidations", "reserve_updates", "collateral_toggles",
+    "emode_changes", "deficits",
+})
+
 # Names the catalog uses for itself; datasets may not take them.
 RESERVED_NAMES = frozenset({OUTPUTS_DIR, "runs", "warehouse_files", "catalog_info"})
 
@@ -1168,6 +1176,8 @@ class Warehouse:
                 described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
                 columns = {r[0]: r[1] for r in described}
                 select = "* EXCLUDE (_pm_file)"
+                if name in POOL_EVENT_TABLES and "address" in columns and "pool" not in columns:
+                    select += " RENAME (address AS pool)"
                 if "chain_id" not in columns:
                     pattern = f"/([0-9]+)/{sub}/[^/]+$"
                     select += f", CAST(regexp_extract(_pm_file, {_literal(pattern)}, 1) AS BIGINT) AS chain_id"
@@ -1182,6 +1192,8 @@ class Warehouse:
             summary.views.append(target)
             return True
         cols = [(c.name, c.sql_type) for c in doc.columns]
+        if name in POOL_EVENT_TABLES and "pool" not in dict(cols):
+            cols = [("pool" if c == "address" else c, t) for c, t in cols]
         extra = [("incident_id", "VARCHAR"), ("run_id", "VARCHAR")] if doc.kind == schema_docs.KIND_OUTPUT else []
         names = {c for c, _ in cols}
         cols += [c for c in extra if c[0] not in names]
@@ -1242,6 +1254,8 @@ class Warehouse:
                 con.execute(f"COMMENT ON {kind} {_ident(table)} IS {_literal(description)}")
             for column in existing.get(table, ()):
                 c = doc.column(column) if doc else None
+                if c is None and doc is not None and column == "pool" and table in POOL_EVENT_TABLES:
+                    c = doc.column("address")  # the same column, called pool in the view
                 text = c.comment() if c else schema_docs.CATALOG_COLUMN_DOCS.get(column)
                 if text:
                     con.execute(f"COMMENT ON COLUMN {_ident(table)}.{_ident(column)} IS {_literal(text)}")

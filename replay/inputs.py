@@ -145,6 +145,8 @@ def load_inputs(root: Path | str, *, chain_id: int, pools: list[str], from_block
             if not cols:
                 events[table] = []
                 continue
+            if "address" not in cols and _has_columns(con, table, ("pool",)):
+                cols += ("pool AS address",)  # the catalog calls a Pool event's emitter `pool`
             events[table] = _rows(
                 con, f"SELECT {', '.join(cols)} FROM {table} WHERE chain_id = ? AND block_number BETWEEN ? AND ? "
                      "ORDER BY block_number, log_index", [chain_id, from_block, to_block])
