@@ -13,7 +13,7 @@ from decimal import Decimal
 import pyarrow as pa
 
 from postmortem.schema_docs import (
-    KIND_OUTPUT, UNIT_BASE, UNIT_BLOCK, UNIT_BPS, UNIT_SECONDS, UNIT_WAD, UNIT_WEI, col, register_table,
+    KIND_OUTPUT, KIND_VIEW, UNIT_BASE, UNIT_BLOCK, UNIT_BPS, UNIT_SECONDS, UNIT_WAD, UNIT_WEI, col, register_table,
 )
 
 DEC = pa.decimal128(38, 0)
@@ -242,3 +242,26 @@ def to_arrow(name: str, rows: list[dict]) -> pa.Table:
             values = [None if v is None or abs(int(v)) > DEC_MAX else Decimal(int(v)) for v in values]
         arrays.append(pa.array(values, type=c.type))
     return pa.Table.from_arrays(arrays, schema=doc.arrow_schema())
+
+
+# The views' columns, documented like the tables (``postmortem schema`` and the catalog comments).
+_F = pa.float64()
+register_table("latest_replay_runs", VIEWS["latest_replay_runs"][1], [
+    col("incident_id", pa.string(), "Incident id"),
+    col("run_id", pa.string(), "Its most recent replay run"),
+    col("finished_at", pa.timestamp("us"), "When that run finished, UTC"),
+], KIND_VIEW)
+register_table("verdict_summary", VIEWS["verdict_summary"][1], [
+    col("incident_id", pa.string(), "Incident id"), col("run_id", pa.string(), "Replay run"),
+    col("market", pa.string(), "Market name"), col("block_number", pa.int64(), "Block of the liquidation", UNIT_BLOCK),
+    col("log_index", pa.int32(), "Log index of the LiquidationCall"), col("user", pa.string(), "Borrower"),
+    col("liquidator", pa.string(), "Liquidator"), col("collateral_symbol", pa.string(), "Collateral seized"),
+    col("debt_symbol", pa.string(), "Debt repaid"),
+    col("verdict", pa.string(), "wrongly_eligible, eligible_anyway or anomaly"),
+    col("hf_reported", _F, "Health factor before the liquidation under the reported price (float, for reading)"),
+    col("hf_true", _F, "Health factor before the liquidation under the true price (float, for reading)"),
+    col("debt_to_cover_units", _F, "Debt repaid, in debt tokens (float, for reading)"),
+    col("oracle_loss_eth", _F, "Oracle loss in ETH (float, for reading)"),
+    col("bonus_loss_eth", _F, "Bonus loss in ETH (float, for reading)"),
+    col("borrower_loss_eth", _F, "All the borrower lost, in ETH (float, for reading)"),
+], KIND_VIEW)
