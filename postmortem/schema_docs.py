@@ -48,6 +48,14 @@ CATALOG_COLUMN_DOCS = {
     "run_id": "Replay run that wrote the row; the plain output views hold the latest complete run of each "
               "incident, the `*_all_runs` views every run.",
 }
+# Decoded tables of the events a Pool emits: their catalog views call the emitting contract `pool`,
+# as every other table does (`reserves`, `oracle_prices` ...); the files keep the raw log's `address`.
+POOL_EVENT_TABLES = frozenset({
+    "supplies", "withdraws", "borrows", "repays", "liquidations", "reserve_updates", "collateral_toggles",
+    "emode_changes", "deficits",
+})
+# Columns a view shows under another name than its files: table -> {file column: view column}.
+VIEW_COLUMN_RENAMES = {t: {"address": "pool"} for t in POOL_EVENT_TABLES}
 ALL_RUNS_DOC = ("Every replay run of `{name}`, one set of rows per run_id (the plain `{name}` view holds only the "
                 "latest complete run of each incident). {description}")
 
@@ -221,7 +229,8 @@ def _describe_all(actual: dict[str, list[tuple[str, str, str | None]]] | None, c
 def _describe_one(name: str, doc: TableDoc | None, actual: list[tuple[str, str, str | None]] | None) -> str:
     lines = [name, "=" * len(name), doc.description if doc else "(undocumented)", ""]
     rows: list[tuple[str, str, str]] = []
-    documented = {c.name: c for c in doc.columns} if doc else {}
+    renames = VIEW_COLUMN_RENAMES.get(name, {})
+    documented = {renames.get(c.name, c.name): c for c in doc.columns} if doc else {}
     if actual is not None:
         for col_name, sql_type, _comment in actual:
             c = documented.get(col_name)
@@ -232,10 +241,10 @@ def _describe_one(name: str, doc: TableDoc | None, actual: list[tuple[str, str, 
             else:
                 rows.append((col_name, sql_type, _comment or "(undocumented)"))
         present = {r[0] for r in rows}
-        rows += [(c.name, c.sql_type, c.comment() + " (not in the data)") for c in documented.values()
-                 if c.name not in present]
+        rows += [(n, c.sql_type, c.comment() + " (not in the data)") for n, c in documented.items()
+                 if n not in present]
     else:
-        rows = [(c.name, c.sql_type, c.comment()) for c in documented.values()]
+        rows = [(n, c.sql_type, c.comment()) for n, c in documented.items()]
         if doc is not None and doc.kind in (KIND_CHUNKED, KIND_OUTPUT):
             rows.append(("chain_id", "BIGINT", CHAIN_ID_DOC))
     w0 = max((len(r[0]) for r in rows), default=0)

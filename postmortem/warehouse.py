@@ -88,13 +88,7 @@ ALL_RUNS_SUFFIX = "_all_runs"
 TIMESTAMP_UTC = "timestamp_utc"
 _TIMESTAMP_UTC_SQL = f'make_timestamp(CAST("timestamp" AS BIGINT) * 1000000) AS {TIMESTAMP_UTC}'
 
-# Decoded tables of the events a Pool emits: their views call the emitting contract ``pool``, as
-# every other table does (``reserves``, ``oracle_prices`` ...); the files keep the raw log's
-# ``address``. Token, oracle and configurator events keep ``address`` (the token, feed ...).
-POOL_EVENT_TABLES = frozenset({
-    "supplies", "withdraws", "borrows", "repays", "liquidations", "reserve_updates", "collateral_toggles",
-    "emode_changes", "deficits",
-})
+POOL_EVENT_TABLES = schema_docs.POOL_EVENT_TABLES  # their views call the emitting contract `pool`
 
 # Names the catalog uses for itself; datasets may not take them.
 RESERVED_NAMES = frozenset({OUTPUTS_DIR, "runs", "warehouse_files", "catalog_info"})
