@@ -935,6 +935,8 @@ class Warehouse:
                     self.compact_manifest()
                     compacted = True
                     actions.append("rewrote the manifest without its damaged lines")
+            if actions and self.catalog_path.exists():
+                self.refresh_catalog()  # views and warehouse_files no longer name what was removed
         return actions
 
     def compact_manifest(self) -> None:
