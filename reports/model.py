@@ -473,6 +473,7 @@ class _Builder:
         self.recorded_params = params if isinstance(params, dict) else {
             k: v for k, v in meta.items() if k not in ("inputs", "input_hashes", "tool_version")}
         self.con = self._connect()
+        self._read_older_run()
         self.tables = self._tables()
         self.cols: dict[str, Columns] = {}
         written = {r.dataset for r in self.wh.records()
@@ -544,6 +545,18 @@ class _Builder:
                 self.notes.append(f"the catalog could not be refreshed ({exc}); provenance may miss the latest runs")
             con = connect_read_only(self.root)
         return con
+
+    def _read_older_run(self) -> None:
+        """The plain output views hold the latest complete run of each incident; a report of an
+        older run reads that run from the ``*_all_runs`` views, under the plain names."""
+        if self.wh.latest_complete_runs().get((self.chain_id, self.incident_id)) == self.run_id:
+            return
+        suffix = "_all_runs"
+        for (name,) in self.con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall():
+            if name.endswith(suffix):
+                self.con.execute(f"CREATE TEMP VIEW {ident(name[:-len(suffix)])} AS SELECT * FROM main.{ident(name)}")
+        self.notes.append(f"run {self.run_id} is not the latest of {self.incident_id}: to reproduce a figure with "
+                          "`postmortem sql`, read each replay output table under its `_all_runs` name")
 
     def close(self) -> None:
         if getattr(self, "con", None) is not None:
