@@ -246,12 +246,13 @@ def to_arrow(name: str, rows: list[dict]) -> pa.Table:
 
 # The views' columns, documented like the tables (``postmortem schema`` and the catalog comments).
 _F = pa.float64()
-register_table("latest_replay_runs", VIEWS["latest_replay_runs"][1], [
+VIEW_DOCS = {}
+VIEW_DOCS["latest_replay_runs"] = register_table("latest_replay_runs", VIEWS["latest_replay_runs"][1], [
     col("incident_id", pa.string(), "Incident id"),
     col("run_id", pa.string(), "Its most recent replay run"),
     col("finished_at", pa.timestamp("us"), "When that run finished, UTC"),
 ], KIND_VIEW)
-register_table("verdict_summary", VIEWS["verdict_summary"][1], [
+VIEW_DOCS["verdict_summary"] = register_table("verdict_summary", VIEWS["verdict_summary"][1], [
     col("incident_id", pa.string(), "Incident id"), col("run_id", pa.string(), "Replay run"),
     col("market", pa.string(), "Market name"), col("block_number", pa.int64(), "Block of the liquidation", UNIT_BLOCK),
     col("log_index", pa.int32(), "Log index of the LiquidationCall"), col("user", pa.string(), "Borrower"),

@@ -33,9 +33,22 @@ def _one(root, sql):
     return row
 
 
+def _register_docs():
+    # Other test modules may leave the schema registry without these (they restore a saved copy).
+    from ingest import tables as ingest_tables
+    from postmortem.schema_docs import register_table
+    from replay import tables as replay_tables
+
+    ingest_tables.register_docs()
+    for doc in [*replay_tables.TABLES.values(), *replay_tables.VIEW_DOCS.values()]:
+        register_table(doc.name, doc.description, doc.columns, doc.kind)
+
+
 @pytest.fixture(scope="module")
 def twice_replayed(incident_chain, incident_warehouse, tmp_path_factory):
     from replay.engine import replay
+
+    _register_docs()
 
     root = tmp_path_factory.mktemp("runs-views") / "wh"
     shutil.copytree(incident_warehouse["root"], root)
@@ -67,6 +80,7 @@ def test_schema_documents_every_column_it_shows(twice_replayed):
     from postmortem import schema_docs
 
     root = twice_replayed["root"]
+    _register_docs()
     listing = schema_docs.describe(warehouse_root=root)
     assert "(undocumented)" not in listing
     names = [line.split()[0] for line in listing.splitlines() if line and not line.startswith("Run ")]
