@@ -10,13 +10,12 @@ a scenario's ``world``.
 from __future__ import annotations
 
 import copy
-from decimal import Decimal
 
 from eth_abi import encode
 
-from devchain.chain import Chain, address_for
-
-ZERO = "0x0000000000000000000000000000000000000000"
+from devchain.chain import Chain
+from devchain.deploy_v30 import deploy_market as deploy_market_v30
+from devchain.market_parts import ROLES, ZERO, configure_reserves, deploy_capo_adapter, units  # noqa: F401 (re-exported)
 
 # Risk parameters close to Ethereum Core/Prime in March 2026 (bps; bonus is 100% + bonus).
 DEFAULT_WORLD: dict = {
@@ -50,23 +49,6 @@ DEFAULT_WORLD: dict = {
                             "collateral": ["WETH", "wstETH", "cbETH"], "borrowable": ["WETH", "wstETH", "cbETH"]}},
     },
 }
-
-ROLES = {
-    "deployer": address_for("deployer"),
-    "pool_admin": address_for("pool-admin"),
-    "risk_admin": address_for("risk-admin"),
-    "treasury": address_for("treasury"),
-    "feed_owner": address_for("deployer"),
-}
-
-
-def units(amount: str | int | Decimal, decimals: int) -> int:
-    """Exact conversion of a human amount ("1.5") to base units; refuses sub-unit precision."""
-    value = Decimal(str(amount)) * (Decimal(10) ** decimals)
-    if value != value.to_integral_value():
-        raise ValueError(f"{amount} has more than {decimals} decimals")
-    return int(value)
-
 
 def merge_world(override: dict | None) -> dict:
     world = copy.deepcopy(DEFAULT_WORLD)
@@ -106,46 +88,12 @@ def deploy_world(chain: Chain, world: dict) -> dict:
     for market, m in world["markets"].items():
         if m is None:  # a scenario may drop a default market
             continue
-        if m.get("revision", "3.6") == "3.0":  # from the @aave/core-v3 artifacts
-            from devchain.deploy_v30 import deploy_market
-        else:
-            deploy_market = _deploy_market
+        # a "3.0" market is deployed from the @aave/core-v3 artifacts
+        deploy_market = deploy_market_v30 if m.get("revision", "3.6") == "3.0" else _deploy_market
         book["markets"][market] = deploy_market(chain, world, book, market, m, deploy_capo=first)
         first = False
     book["libraries"] = dict(chain.libraries)
     return book
-
-
-def deploy_capo_adapter(chain: Chain, world: dict, book: dict, acl: str) -> None:
-    """The shared capped-ratio wstETH adapter, governed by the first market's ACL manager."""
-    capo = world["capo"]
-    adapter = chain.deploy(
-        "CappedRatioAdapter", acl, book["feeds"]["eth_usd"], book["steth"],
-        "Capped wstETH / stETH(ETH) / USD", capo["minimum_snapshot_delay"],
-        units(capo["snapshot_ratio"], 18), capo["snapshot_timestamp"], capo["max_yearly_growth_bps"],
-    )
-    book["feeds"]["wsteth_capo"] = adapter.address
-
-
-def configure_reserves(chain: Chain, conf, pool, world: dict, book: dict, assets: list[str], sources: list[str],
-                       admin: str) -> dict:
-    """Risk parameters of every reserve (same calls in v3.0 and v3.6); returns each reserve's
-    tokens as the pool reports them."""
-    fee = world["liquidation_protocol_fee"]
-    reserves = {}
-    for sym in assets:
-        a, tok = world["assets"][sym], book["tokens"][sym]["address"]
-        chain.send(conf.functions.configureReserveAsCollateral(tok, a["ltv"], a["lt"], a["bonus"]), admin,
-                   label=f"configureReserveAsCollateral({sym})")
-        chain.send(conf.functions.setReserveBorrowing(tok, True), admin, label=f"setReserveBorrowing({sym})")
-        chain.send(conf.functions.setReserveFactor(tok, a["reserve_factor"]), admin, label=f"setReserveFactor({sym})")
-        chain.send(conf.functions.setLiquidationProtocolFee(tok, fee), admin, label=f"setLiquidationProtocolFee({sym})")
-        rd = pool.functions.getReserveData(tok).call()
-        reserves[sym] = {"underlying": tok, "a_token": rd[8], "variable_debt_token": rd[10],
-                         "decimals": a["decimals"], "price_source": sources[assets.index(sym)]}
-        if int(rd[9], 16):
-            reserves[sym]["stable_debt_token"] = rd[9]  # v3.0 only
-    return reserves
 
 
 def _deploy_market(chain: Chain, world: dict, book: dict, name: str, m: dict, deploy_capo: bool) -> dict:

@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 from devchain.chain import Chain
+from devchain.market_parts import ROLES, ZERO, configure_reserves, deploy_capo_adapter
 from postmortem.paths import NODE_MODULES
 from postmortem.errors import PostmortemError
 
@@ -49,8 +50,6 @@ def load_artifacts(directory: Path = ARTIFACTS_DIR) -> dict[str, dict]:
 
 
 def deploy_market(chain: Chain, world: dict, book: dict, market: str, m: dict, deploy_capo: bool) -> dict:
-    from devchain.deploy import ROLES, ZERO, configure_reserves, deploy_capo_adapter
-
     if name("Pool") not in chain.artifacts.contracts:
         chain.artifacts.contracts.update(load_artifacts())
     d, admin, risk = ROLES["deployer"], ROLES["pool_admin"], ROLES["risk_admin"]
@@ -123,8 +122,6 @@ def deploy_market(chain: Chain, world: dict, book: dict, market: str, m: dict, d
 
 def set_emode_category(chain: Chain, market: dict, ltv: int, sender: str, label: str) -> None:
     """Change the market's eMode category LTV (scenario set-up), with the v3.0 signature."""
-    from devchain.deploy import ZERO
-
     e = market["emode"]
     conf = chain.contract(name("PoolConfigurator"), market["pool_configurator"])
     chain.send(conf.functions.setEModeCategory(e["id"], ltv, e["lt"], e["bonus"], ZERO, e["label"]), sender,
