@@ -85,7 +85,12 @@ def run_scenario_on(url: str, scenario_name: str, *, progress: bool = False, **p
     """Deploy and run a scenario on the node at ``url``; returns manifest and ground truth."""
     scenario = load_scenario(scenario_name, **params)
     chain = Chain(url, Artifacts.load())
-    result = ScenarioRunner(chain, scenario, progress=progress).run()
+    if scenario.get("runner") == "twin":  # the mainnet twin: contracts at mainnet addresses
+        from devchain.twin_run import TwinRunner
+
+        result = TwinRunner(chain, scenario, progress=progress).run()
+    else:
+        result = ScenarioRunner(chain, scenario, progress=progress).run()
     chain_id = chain.w3.eth.chain_id
     manifest = {
         "tool_version": __version__,
@@ -96,7 +101,7 @@ def run_scenario_on(url: str, scenario_name: str, *, progress: bool = False, **p
         "aave_revision": ",".join(sorted({m["revision"] for m in result["book"]["markets"].values()})),
         "scenario": scenario["name"],
         "scenario_params": params,
-        "deploy_block": 1,
+        "deploy_block": result["summary"].get("genesis_block", 1),
         "summary": result["summary"],
         "addresses": result["book"],
         "true_rate": scenario.get("true_rate"),
@@ -135,7 +140,7 @@ def start(port: int = DEFAULT_PORT, scenario: str = "wsteth-capo-2026-03-10", *,
         _check_port_free(port, directory)
     directory.mkdir(parents=True, exist_ok=True)
     node = start_anvil(port, timestamp=genesis_timestamp(sc), detach=detach,
-                       log_path=directory / "anvil.log")
+                       log_path=directory / "anvil.log", extra_args=sc.get("anvil_args"))
     try:
         out = run_scenario_on(node.url, scenario, progress=progress, **params)
     except BaseException:

@@ -1,0 +1,171 @@
+"""The mainnet twin of the 2026-03-10 incident (issue 12 part 1), checked with plain JSON-RPC:
+chain id 1, mainnet block numbers and timestamps, contracts at mainnet addresses, the 49
+``LiquidationCall`` logs equal to the decoded mainnet logs field by field, and markets that look
+lived in. The twin is started once for the module (about 90 s)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from eth_abi import decode, encode
+from eth_utils import keccak, to_checksum_address
+from web3 import Web3
+
+from devchain import manager
+from devchain.node import free_port
+from devchain.prestate import health_before_liquidation
+
+pytestmark = pytest.mark.chain
+
+REPO = Path(__file__).resolve().parent.parent
+CSV = REPO.parent / "shared" / "reference" / "incident-2026-03-10-liquidations.csv"
+SCENARIO = REPO / "devchain" / "scenarios" / "wsteth-capo-2026-03-10-mainnet.json"
+FROM_BLOCK, TO_BLOCK = 24626850, 24628100
+LIQ_TOPIC = "0x" + keccak(text="LiquidationCall(address,address,address,uint256,uint256,address,bool)").hex()
+TRANSFER_TOPIC = "0x" + keccak(text="Transfer(address,address,uint256)").hex()
+WAD = 10**18
+
+
+@pytest.fixture(scope="module")
+def twin(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("twin")
+    node, out = manager.start(free_port(), "wsteth-capo-2026-03-10-mainnet", directory=directory, detach=False)
+    w3 = Web3(Web3.HTTPProvider(node.url, request_kwargs={"timeout": 120}))
+    try:
+        yield {"w3": w3, "url": node.url, "manifest": out["manifest"], "ground_truth": out["ground_truth"],
+               "scenario": json.loads(SCENARIO.read_text())}
+    finally:
+        node.stop()
+
+
+def _csv_rows() -> list[dict]:
+    if not CSV.exists():
+        pytest.skip(f"the reference logs are not at {CSV}")
+    rows = [r for r in csv.DictReader(open(CSV)) if FROM_BLOCK <= int(r["block"]) <= TO_BLOCK]
+    return sorted(rows, key=lambda r: (int(r["block"]), int(r["log_index"])))
+
+
+def test_chain_id_and_mainnet_blocks(twin):
+    w3 = twin["w3"]
+    assert w3.eth.chain_id == 1
+    assert w3.eth.block_number >= TO_BLOCK
+    rows = _csv_rows()
+    assert len(rows) == 49
+    for r in rows:
+        assert w3.eth.get_block(int(r["block"])).timestamp == int(r["timestamp"]), r["block"]
+    # The whole range is 12 s per block, at mainnet's times (the CSV's first row fixes the origin).
+    first = int(rows[0]["block"]), int(rows[0]["timestamp"])
+    for b in (FROM_BLOCK, FROM_BLOCK + 1, 24628088, 24628089, TO_BLOCK):
+        assert w3.eth.get_block(b).timestamp == first[1] + 12 * (b - first[0])
+    # Set-up happened before the range: nothing but the incident's own transactions inside it.
+    senders = set()
+    for b in range(FROM_BLOCK, 24626870):
+        for tx in w3.eth.get_block(b, full_transactions=True).transactions:
+            senders.add(tx["from"].lower())
+    liquidators = {r["liquidator"] for r in rows}
+    assert senders - liquidators == {twin["manifest"]["addresses"]["roles"]["risk_admin"].lower()}
+
+
+def test_code_at_every_mainnet_address(twin):
+    w3, sc = twin["w3"], twin["scenario"]
+    addrs = [sc["addresses"]["multicall3"], sc["addresses"]["steth"]]
+    for m in sc["addresses"]["markets"].values():
+        addrs += [m[k] for k in ("pool", "pool_addresses_provider", "pool_configurator", "oracle", "acl_manager",
+                                 "data_provider")]
+        for a in m["assets"].values():
+            addrs += [a["underlying"], a["price_source"]]
+    assert "0xe1D97bF61901B075E9626c8A2340a7De385861Ef" in addrs and "0x5424384B256154046E9667dDFaaa5e550145215e" in addrs
+    for a in addrs:
+        assert len(w3.eth.get_code(to_checksum_address(a))) > 0, a
+    core = sc["addresses"]["markets"]["core"]
+    provider = w3.eth.contract(to_checksum_address(core["pool_addresses_provider"]), abi=[
+        {"name": n, "type": "function", "stateMutability": "view", "inputs": [], "outputs": [{"type": "address"}]}
+        for n in ("getPool", "getPoolConfigurator", "getPriceOracle", "getACLManager", "getPoolDataProvider")])
+    assert provider.functions.getPool().call() == to_checksum_address(core["pool"])
+    assert provider.functions.getPoolConfigurator().call() == to_checksum_address(core["pool_configurator"])
+    assert provider.functions.getPriceOracle().call() == to_checksum_address(core["oracle"])
+    assert provider.functions.getACLManager().call() == to_checksum_address(core["acl_manager"])
+    assert provider.functions.getPoolDataProvider().call() == to_checksum_address(core["data_provider"])
+
+
+def test_liquidation_logs_equal_mainnet(twin):
+    w3 = twin["w3"]
+    rows = _csv_rows()
+    pools = [to_checksum_address(r["pool"]) for r in rows]
+    logs = w3.eth.get_logs({"fromBlock": FROM_BLOCK, "toBlock": TO_BLOCK, "address": sorted(set(pools)),
+                            "topics": [LIQ_TOPIC]})
+    logs = sorted(logs, key=lambda lg: (lg["blockNumber"], lg["logIndex"]))
+    assert len(logs) == len(rows) == 49
+    for lg, r in zip(logs, rows):
+        topic_addr = ["0x" + bytes(t)[-20:].hex() for t in lg["topics"][1:]]
+        debt_to_cover, collateral, liquidator, receive = decode(["uint256", "uint256", "address", "bool"], bytes(lg["data"]))
+        got = {"block": lg["blockNumber"], "pool": lg["address"].lower(), "collateral_asset": topic_addr[0],
+               "debt_asset": topic_addr[1], "user": topic_addr[2], "debt_to_cover": debt_to_cover,
+               "liquidated_collateral_amount": collateral, "liquidator": liquidator.lower(), "receive_atoken": receive}
+        want = {"block": int(r["block"]), "pool": r["pool"].lower(), "collateral_asset": r["collateral_asset"],
+                "debt_asset": r["debt_asset"], "user": r["user"], "debt_to_cover": int(r["debt_to_cover"]),
+                "liquidated_collateral_amount": int(r["liquidated_collateral_amount"]), "liquidator": r["liquidator"],
+                "receive_atoken": r["receive_atoken"] == "true"}
+        assert got == want, r["tx"]
+
+
+def test_victims_eligible_only_under_the_reported_price(twin):
+    """The protocol itself, just before each liquidation: health factor < 1 under the reported
+    price and >= 1 with the true (uncapped) wstETH price swapped in."""
+    w3, gt = twin["w3"], twin["ground_truth"]
+    assert len(gt["liquidations"]) == 49
+    for liq in gt["liquidations"]:
+        reported, true = health_before_liquidation(w3, twin["manifest"]["addresses"], liq)
+        assert reported < WAD <= true, (liq["user"], reported, true)
+
+
+def _holders(w3, token: str) -> set[str]:
+    logs = w3.eth.get_logs({"fromBlock": 0, "toBlock": "latest", "address": to_checksum_address(token),
+                            "topics": [TRANSFER_TOPIC]})
+    return {"0x" + bytes(lg["topics"][2])[-20:].hex() for lg in logs} - {"0x" + "00" * 20}
+
+
+def test_markets_look_lived_in(twin):
+    w3, book = twin["w3"], twin["manifest"]["addresses"]
+    core, prime = book["markets"]["core"], book["markets"]["prime"]
+    assert len(core["reserves"]) >= 12
+    kinds = {r["kind"] for r in core["reserves"].values()}
+    assert {"feed", "capo", "stable_cap", "fixed"} <= kinds
+    assert sum(1 for r in core["reserves"].values() if r["kind"] == "capo") >= 3
+    core_wsteth = _holders(w3, core["reserves"]["wstETH"]["a_token"])
+    prime_wsteth = _holders(w3, prime["reserves"]["wstETH"]["a_token"])
+    assert len(core_wsteth) >= 500 and len(prime_wsteth) >= 200
+    everyone = set()
+    for m in (core, prime):
+        for r in m["reserves"].values():
+            everyone |= _holders(w3, r["a_token"]) | _holders(w3, r["variable_debt_token"])
+    assert len(everyone) >= 1000
+    # A frozen reserve, and the eMode categories as configured.
+    pool = w3.eth.contract(to_checksum_address(core["pool"]), abi=[
+        {"name": "getConfiguration", "type": "function", "stateMutability": "view",
+         "inputs": [{"type": "address"}], "outputs": [{"type": "uint256"}]},
+        {"name": "getEModeCategoryCollateralConfig", "type": "function", "stateMutability": "view",
+         "inputs": [{"type": "uint8"}], "outputs": [{"type": "tuple", "components": [
+             {"name": "ltv", "type": "uint16"}, {"name": "lt", "type": "uint16"}, {"name": "bonus", "type": "uint16"}]}]}])
+    frozen = pool.functions.getConfiguration(to_checksum_address(book["tokens"]["SNX"]["address"])).call()
+    assert (frozen >> 57) & 1 == 1
+    assert tuple(pool.functions.getEModeCategoryCollateralConfig(1).call()) == (9300, 9500, 10100)
+
+
+def test_multicall3_aggregate3(twin):
+    w3, book = twin["w3"], twin["manifest"]["addresses"]
+    oracle = book["markets"]["core"]["oracle"]
+    wsteth = book["tokens"]["wstETH"]["address"]
+    data = keccak(text="getAssetPrice(address)")[:4] + encode(["address"], [wsteth])
+    calls = [(to_checksum_address(oracle), False, data), (to_checksum_address(book["steth"]), True, b"\x12\x34\x56\x78")]
+    call = keccak(text="aggregate3((address,bool,bytes)[])")[:4] + encode(["(address,bool,bytes)[]"], [calls])
+    raw = w3.eth.call({"to": "0xcA11bde05977b3631167028862bE2a173976CA11", "data": "0x" + call.hex()}, 24626861)
+    (results,) = decode(["(bool,bytes)[]"], raw)
+    assert results[0][0] is True and results[1][0] is False
+    direct = w3.eth.call({"to": to_checksum_address(oracle), "data": "0x" + data.hex()}, 24626861)
+    assert results[0][1] == bytes(direct)
+    # The price the solver derived for that block.
+    assert decode(["uint256"], bytes(direct))[0] == twin["scenario"]["solved"]["wsteth_price_by_block"]["24626861"]
