@@ -14,8 +14,9 @@ setup: $(STAMP_PY) $(STAMP_NPM) contracts
 
 $(STAMP_PY): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e ".[test]"
+	@echo "python: installing postmortem (editable) and its dependencies into $(VENV) (log: $(VENV)/install.log) ..."
+	@{ $(PIP) install --upgrade pip && $(PIP) install -e ".[test]"; } > $(VENV)/install.log 2>&1 \
+	  || { tail -n 40 $(VENV)/install.log; echo "pip install failed; the whole log is $(VENV)/install.log" >&2; exit 1; }
 	@touch $@
 
 # The tracked lock records anvil's optional package for every platform, so `npm install`
@@ -30,7 +31,7 @@ $(STAMP_NPM): package.json package-lock.json
 
 # Compilation is cached under build/ by the hash of every input; a no-op when nothing changed.
 contracts: $(STAMP_PY) $(STAMP_NPM)
-	$(PY) -m devchain.compile
+	$(PY) -m postmortem.devchain.compile
 
 demo: setup
 	$(VENV)/bin/postmortem demo

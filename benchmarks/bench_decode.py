@@ -35,8 +35,8 @@ import pyarrow as pa  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from ingest.decode import decode_logs, raw_logs_from_rpc  # noqa: E402
-from ingest.events import EVENTS, RAW_LOG_SCHEMA, Event  # noqa: E402
+from postmortem.ingest.decode import decode_logs, raw_logs_from_rpc  # noqa: E402
+from postmortem.ingest.events import EVENTS, RAW_LOG_SCHEMA, Event  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "decode.json"
 

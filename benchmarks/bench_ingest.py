@@ -44,13 +44,13 @@ sys.path.insert(0, str(REPO))
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from devchain import manager  # noqa: E402
-from devchain.node import free_port  # noqa: E402
-from ingest import discovery  # noqa: E402
-from ingest.decode import decode_logs, raw_logs_from_rpc  # noqa: E402
-from ingest.pipeline import TRANSFER_TOPIC, ingest  # noqa: E402
-from ingest.ranges import fetch_logs  # noqa: E402
-from ingest.rpc import RpcClient  # noqa: E402
+from postmortem.devchain import manager  # noqa: E402
+from postmortem.devchain.node import free_port  # noqa: E402
+from postmortem.ingest import discovery  # noqa: E402
+from postmortem.ingest.decode import decode_logs, raw_logs_from_rpc  # noqa: E402
+from postmortem.ingest.pipeline import TRANSFER_TOPIC, ingest  # noqa: E402
+from postmortem.ingest.ranges import fetch_logs  # noqa: E402
+from postmortem.ingest.rpc import RpcClient  # noqa: E402
 from postmortem.incidents import Incident  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "ingest.json"

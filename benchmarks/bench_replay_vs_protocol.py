@@ -67,13 +67,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from web3 import Web3
 
-    import replay.engine as engine
-    from devchain import manager
-    from devchain.node import free_port
-    from devchain.prestate import account_data_at, price_override
-    from ingest.pipeline import ingest
+    import postmortem.replay.engine as engine
+    from postmortem.devchain import manager
+    from postmortem.devchain.node import free_port
+    from postmortem.devchain.prestate import account_data_at, price_override
+    from postmortem.ingest.pipeline import ingest
     from postmortem.incidents import devchain_window, load_incident
-    from replay.inputs import load_inputs
+    from postmortem.replay.inputs import load_inputs
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-replay-"))
     params = {"borrowers": args.borrowers} if args.borrowers else {}

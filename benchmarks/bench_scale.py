@@ -55,7 +55,7 @@ def run_one(size: int, checkpoints: int, mode: str, band: float, seed: int) -> d
     """One size, in this process. Returns the figures as a dict."""
     import numpy as np
 
-    import replay.engine as engine
+    import postmortem.replay.engine as engine
     from benchmarks.synthetic import synthetic_inputs
 
     out: dict = {"positions": size, "checkpoints_requested": checkpoints, "mode": mode, "health_band": band,

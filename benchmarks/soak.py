@@ -46,8 +46,8 @@ def soak(*, url: str, incident, workdir: Path, kills: int = 3, seed: int = 1, ch
          max_seconds: float = 600) -> dict:
     """Run the soak against a node at ``url``; returns the figures (and raises if the
     warehouses differ)."""
-    from devchain.faultproxy import FaultProxy
-    from ingest.pipeline import ingest
+    from postmortem.devchain.faultproxy import FaultProxy
+    from postmortem.ingest.pipeline import ingest
 
     rng = random.Random(seed)
     clean, soaked = workdir / "clean", workdir / "soaked"
@@ -95,8 +95,8 @@ def main() -> None:
     ap.add_argument("--kills", type=int, default=8)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
-    from devchain import manager
-    from devchain.node import free_port
+    from postmortem.devchain import manager
+    from postmortem.devchain.node import free_port
     from postmortem.incidents import devchain_window
 
     with tempfile.TemporaryDirectory() as tmp:

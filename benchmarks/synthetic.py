@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from replay.inputs import ReplayInputs
+from postmortem.replay.inputs import ReplayInputs
 
 RAY = 10**27
 CHAIN_ID = 31337

@@ -1,6 +1,6 @@
 """Build ``scenarios/wsteth-capo-2026-03-10.json`` from the decoded mainnet liquidation logs.
 
-Usage: python -m devchain.build_incident_scenario ../shared/reference/incident-2026-03-10-liquidations.csv
+Usage: python -m postmortem.devchain.build_incident_scenario ../shared/reference/incident-2026-03-10-liquidations.csv
 
 Each mainnet borrower becomes a devchain borrower (one position per market it was liquidated
 in) whose debt is sized so that every liquidation of the window can repay what it repaid on

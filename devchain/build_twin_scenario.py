@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m devchain.build_twin_scenario ../shared/reference/incident-2026-03-10-liquidations.csv \\
+    python -m postmortem.devchain.build_twin_scenario ../shared/reference/incident-2026-03-10-liquidations.csv \\
         /path/to/node_modules/@aave-dao/aave-address-book/src
 
 Inputs are facts: the decoded mainnet ``LiquidationCall`` logs (CSV) and the address book of
@@ -33,8 +33,8 @@ from decimal import ROUND_UP, Decimal
 from fractions import Fraction
 from pathlib import Path
 
-from devchain.build_incident_scenario import size_debt
-from replay.aave_math.percentage_math import percent_div, percent_mul
+from postmortem.devchain.build_incident_scenario import size_debt
+from postmortem.replay.aave_math.percentage_math import percent_div, percent_mul
 
 UPDATE_BLOCK = 24626860
 LAST_CAPPED = 24628088

@@ -22,7 +22,7 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError
 
-from devchain.compile import compile_all
+from postmortem.devchain.compile import compile_all
 from postmortem.errors import PostmortemError
 
 GAS_PER_TX = 12_000_000

@@ -21,12 +21,14 @@ import time
 from pathlib import Path
 
 from postmortem.errors import PostmortemError
-from postmortem.paths import BUILD_DIR, NODE_MODULES
+from postmortem.paths import BUILD_DIR, NODE_MODULES, SETUP_COMMAND
 
 HERE = Path(__file__).resolve().parent
 OWN_CONTRACTS = HERE / "contracts"
 AAVE_PKG = "@aave-dao/aave-v3-origin"
 AAVE_SRC = f"{AAVE_PKG}/src/contracts"
+# The npm packages the compile reads (anvil is checked where it is started).
+NPM_PARTS = (AAVE_PKG, "@aave/core-v3", "@openzeppelin/contracts", "@bgd-labs/solidity-utils", "solc")
 
 AAVE_ENTRY_POINTS = [
     "instances/PoolInstance.sol",
@@ -58,14 +60,14 @@ SETTINGS = {
 def _solc_version() -> str:
     pkg = NODE_MODULES / "solc" / "package.json"
     if not pkg.exists():
-        raise PostmortemError("solc-js is not installed in node_modules; run `make setup` (or `npm ci`) first")
+        raise PostmortemError(f"solc-js is not installed in {NODE_MODULES}; run `{SETUP_COMMAND}` first")
     return json.loads(pkg.read_text())["version"]
 
 
 def _check_npm_parts() -> None:
-    for part in (AAVE_PKG, "@openzeppelin/contracts", "@bgd-labs/solidity-utils", "solc"):
+    for part in NPM_PARTS:
         if not (NODE_MODULES / part).exists():
-            raise PostmortemError(f"npm package {part} is missing from node_modules; run `make setup` (or `npm ci`) first")
+            raise PostmortemError(f"npm package {part} is missing from {NODE_MODULES}; run `{SETUP_COMMAND}` first")
     if shutil.which("node") is None:
         raise PostmortemError("Node.js is not on PATH; install Node.js 20+ (it runs the solc-js compiler)")
 
@@ -124,6 +126,8 @@ def compile_all(force: bool = False, quiet: bool = False) -> Path:
         input=json.dumps(request).encode(),
         capture_output=True,
         cwd=NODE_MODULES.parent,
+        # the driver may live in an installed package, away from node_modules: say where solc is
+        env={**os.environ, "NODE_PATH": str(NODE_MODULES)},
     )
     if proc.returncode != 0:
         raise PostmortemError(f"solc-js failed: {proc.stderr.decode(errors='replace')[-500:]}")

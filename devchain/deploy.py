@@ -13,9 +13,9 @@ import copy
 
 from eth_abi import encode
 
-from devchain.chain import Chain
-from devchain.deploy_v30 import deploy_market as deploy_market_v30
-from devchain.market_parts import ROLES, ZERO, configure_reserves, deploy_capo_adapter, units  # noqa: F401 (re-exported)
+from postmortem.devchain.chain import Chain
+from postmortem.devchain.deploy_v30 import deploy_market as deploy_market_v30
+from postmortem.devchain.market_parts import ROLES, ZERO, configure_reserves, deploy_capo_adapter, units  # noqa: F401 (re-exported)
 
 # Risk parameters close to Ethereum Core/Prime in March 2026 (bps; bonus is 100% + bonus).
 DEFAULT_WORLD: dict = {

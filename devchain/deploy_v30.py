@@ -17,9 +17,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from devchain.chain import Chain
-from devchain.market_parts import ROLES, ZERO, configure_reserves, deploy_capo_adapter
-from postmortem.paths import NODE_MODULES
+from postmortem.devchain.chain import Chain
+from postmortem.devchain.market_parts import ROLES, ZERO, configure_reserves, deploy_capo_adapter
+from postmortem.paths import NODE_MODULES, SETUP_COMMAND
 from postmortem.errors import PostmortemError
 
 PREFIX = "V30"
@@ -39,7 +39,7 @@ def load_artifacts(directory: Path = ARTIFACTS_DIR) -> dict[str, dict]:
     """The Hardhat artifacts (``abi``, ``bytecode``, ``linkReferences``) under prefixed names,
     library references renamed to match."""
     if not directory.exists():
-        raise PostmortemError(f"npm package @aave/core-v3 is missing ({directory}); run `make setup` (or `npm ci`) first")
+        raise PostmortemError(f"npm package @aave/core-v3 is missing ({directory}); run `{SETUP_COMMAND}` first")
     found = {p.stem: p for p in directory.rglob("*.json") if not p.name.endswith(".dbg.json")}
     out = {}
     for contract in CONTRACTS:

@@ -19,14 +19,14 @@ import os
 import time
 from pathlib import Path
 
-from devchain.chain import Artifacts, Chain
-from devchain.node import AnvilNode, port_in_use, rpc_ready, start_anvil, stop_pid
-from devchain.scenario import ScenarioRunner, genesis_timestamp, load_scenario
+from postmortem.devchain.chain import Artifacts, Chain
+from postmortem.devchain.node import AnvilNode, port_in_use, rpc_ready, start_anvil, stop_pid
+from postmortem.devchain.scenario import ScenarioRunner, genesis_timestamp, load_scenario
 from postmortem import __version__
 from postmortem.errors import PostmortemError
+from postmortem.devchain_manifest import MANIFEST_NAME, manifest_path, read_manifest  # noqa: F401 (re-exported)
 from postmortem.paths import DEVCHAIN_DIR
 
-MANIFEST_NAME = "manifest.json"
 GROUND_TRUTH_NAME = "ground_truth.json"
 DEFAULT_PORT = 8545
 PORT_DIR_PREFIX = "port-"
@@ -38,19 +38,6 @@ def directory_for(port: int | None = None) -> Path:
     if port is None or int(port) == DEFAULT_PORT:
         return DEVCHAIN_DIR
     return DEVCHAIN_DIR / f"{PORT_DIR_PREFIX}{int(port)}"
-
-
-def manifest_path(directory: Path | None = None) -> Path:
-    return (directory or DEVCHAIN_DIR) / MANIFEST_NAME
-
-
-def read_manifest(directory: Path | None = None) -> dict:
-    path = manifest_path(directory)
-    if not path.exists():
-        raise PostmortemError(
-            f"no devchain manifest at {path}; start one with `postmortem devchain start --scenario wsteth-capo-2026-03-10`"
-        )
-    return json.loads(path.read_text())
 
 
 def all_manifests() -> list[tuple[Path, dict]]:
@@ -86,7 +73,7 @@ def run_scenario_on(url: str, scenario_name: str, *, progress: bool = False, **p
     scenario = load_scenario(scenario_name, **params)
     chain = Chain(url, Artifacts.load())
     if scenario.get("runner") == "twin":  # the mainnet twin: contracts at mainnet addresses
-        from devchain.twin_run import TwinRunner
+        from postmortem.devchain.twin_run import TwinRunner
 
         result = TwinRunner(chain, scenario, progress=progress).run()
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from devchain.chain import Chain, address_for
+from postmortem.devchain.chain import Chain, address_for
 
 ZERO = "0x0000000000000000000000000000000000000000"
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from postmortem.errors import PostmortemError
-from postmortem.paths import ANVIL_BIN
+from postmortem.paths import SETUP_COMMAND, anvil_binary_path, anvil_package
 
 # Anvil's well-known test mnemonic; its first accounts are pre-funded with 10,000 ETH.
 DEFAULT_ACCOUNTS = 60
@@ -22,11 +22,21 @@ DEFAULT_BALANCE_ETH = 1_000_000
 
 
 def anvil_binary() -> Path:
-    if not ANVIL_BIN.exists():
+    """anvil from npm `@foundry-rs/anvil`, the build for this platform."""
+    path = anvil_binary_path()
+    if path is None:
+        import platform
+
         raise PostmortemError(
-            f"anvil is not installed at {ANVIL_BIN}; run `make setup` (or `npm ci`) in the repo first"
+            f"npm @foundry-rs/anvil has no build for {platform.system()} {platform.machine()}; "
+            "the local chain runs on Linux and macOS (x64, arm64) and Windows x64"
         )
-    return ANVIL_BIN
+    if not path.exists():
+        raise PostmortemError(
+            f"anvil ({anvil_package()}) is not installed at {path}; run `{SETUP_COMMAND}` first "
+            "(it needs Node.js 20+ and npm)"
+        )
+    return path
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:

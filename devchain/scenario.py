@@ -32,8 +32,8 @@ from typing import Any
 
 from eth_utils import keccak
 
-from devchain.chain import Chain, ScenarioTxFailed, address_for
-from devchain.deploy import ROLES, deploy_world, merge_world, units
+from postmortem.devchain.chain import Chain, ScenarioTxFailed, address_for
+from postmortem.devchain.deploy import ROLES, deploy_world, merge_world, units
 from postmortem.errors import PostmortemError
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
@@ -65,7 +65,7 @@ def genesis_timestamp(scenario: dict) -> int:
 def load_scenario(name: str, **params: Any) -> dict:
     """Load a scenario by name (``scale`` is generated; ``borrowers=N`` sets its size)."""
     if name == "scale":
-        from devchain.scale import scale_scenario
+        from postmortem.devchain.scale import scale_scenario
 
         return scale_scenario(**params)
     path = SCENARIO_DIR / f"{name}.json"
@@ -110,7 +110,7 @@ class ScenarioRunner:
     def set_emode_ltv(self, market: str, ltv: int, label: str) -> None:
         mk = self.book["markets"][market]
         if self.is_v30(market):
-            from devchain.deploy_v30 import set_emode_category
+            from postmortem.devchain.deploy_v30 import set_emode_category
 
             set_emode_category(self.chain, mk, ltv, ROLES["pool_admin"], label)
             return

@@ -21,8 +21,8 @@ from __future__ import annotations
 from eth_abi import encode
 from eth_utils import to_checksum_address
 
-from devchain.chain import Chain
-from devchain.deploy import ROLES, ZERO, configure_reserves, units
+from postmortem.devchain.chain import Chain
+from postmortem.devchain.deploy import ROLES, ZERO, configure_reserves, units
 from postmortem.errors import PostmortemError
 
 TRACE = {"tracer": "prestateTracer", "tracerConfig": {"diffMode": True}}

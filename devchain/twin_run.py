@@ -17,10 +17,10 @@ from decimal import Decimal
 
 from eth_utils import keccak, to_checksum_address
 
-from devchain.chain import Chain, ScenarioTxFailed, address_for
-from devchain.deploy import ROLES, units
-from devchain.scenario import LIQUIDATION_CALL_TOPIC, MAX_UINT
-from devchain.twin import deploy_twin
+from postmortem.devchain.chain import Chain, ScenarioTxFailed, address_for
+from postmortem.devchain.deploy import ROLES, units
+from postmortem.devchain.scenario import LIQUIDATION_CALL_TOPIC, MAX_UINT
+from postmortem.devchain.twin import deploy_twin
 from postmortem.errors import PostmortemError
 
 FINALITY_MARGIN = 70  # anvil's `finalized` is 64 blocks behind `latest`

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 from eth_abi import decode, encode
 from eth_utils import keccak
 
-from ingest.rpc import ArchiveStateError, RpcError
+from postmortem.ingest.rpc import ArchiveStateError, RpcError
 
 _SELECTORS: dict[str, bytes] = {}
 

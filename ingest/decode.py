@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest.events import (
+from postmortem.ingest.events import (
     COMMON_COLUMNS,
     DECIMAL_TYPE,
     EVENTS,
@@ -51,7 +51,7 @@ __all__ = ["DecodeError", "RAW_LOG_SCHEMA", "decode_logs", "raw_logs_from_rpc"]
 
 # Arrow buffers are little-endian; the decimal and offset buffers below are built natively.
 if sys.byteorder != "little":  # pragma: no cover - no big-endian CPython target in sight
-    raise ImportError("ingest.decode builds little-endian Arrow buffers natively; big-endian hosts are unsupported")
+    raise ImportError("postmortem.ingest.decode builds little-endian Arrow buffers natively; big-endian hosts are unsupported")
 
 _U64_MAX = (1 << 64) - 1
 _ONES = np.uint64(_U64_MAX)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from ingest.calls import Read, run_reads
+from postmortem.ingest.calls import Read, run_reads
 from postmortem.errors import PostmortemError
 
 ZERO = "0x" + "0" * 40

@@ -27,12 +27,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest import discovery, snapshots
-from ingest.decode import decode_logs, raw_logs_from_rpc
-from ingest.events import TABLE_SCHEMAS
-from ingest.ranges import fetch_logs
-from ingest.rpc import RpcClient, RpcError
-from ingest import tables as ingest_tables
+from postmortem.ingest import discovery, snapshots
+from postmortem.ingest.decode import decode_logs, raw_logs_from_rpc
+from postmortem.ingest.events import TABLE_SCHEMAS
+from postmortem.ingest.ranges import fetch_logs
+from postmortem.ingest.rpc import RpcClient, RpcError
+from postmortem.ingest import tables as ingest_tables
 from postmortem.errors import PostmortemError
 from postmortem.incidents import Incident, load_incident
 from postmortem.paths import DEFAULT_WAREHOUSE

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
-from ingest.rpc import (
+from postmortem.ingest.rpc import (
     ArchiveStateError,
     RpcError,
     RpcProtocolError,

@@ -9,8 +9,8 @@ from decimal import Decimal
 
 import pyarrow as pa
 
-from ingest.calls import Read, run_reads
-from ingest.discovery import RESERVE_DATA_TYPES, Market
+from postmortem.ingest.calls import Read, run_reads
+from postmortem.ingest.discovery import RESERVE_DATA_TYPES, Market
 
 DEC = pa.decimal128(38, 0)
 EMODE_PROBE = 32  # categories 1..32 are probed; mainnet uses single digits

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from ingest.events import EVENTS, TABLE_SCHEMAS
+from postmortem.ingest.events import EVENTS, TABLE_SCHEMAS
 from postmortem.schema_docs import (
     KIND_CHUNKED, UNIT_BASE, UNIT_BLOCK, UNIT_BPS, UNIT_RAY, UNIT_SECONDS, UNIT_WEI, col, register_table,
 )

@@ -57,7 +57,7 @@ class _Group(click.Group):
 
 
 def _runtime_message(exc: Exception) -> str | None:
-    rpc = sys.modules.get("ingest.rpc")
+    rpc = sys.modules.get("postmortem.ingest.rpc")
     if rpc is not None and isinstance(exc, rpc.RpcError):
         return _one_line(exc)  # already redacted; says what failed and why
     if isinstance(exc, OSError) and exc.filename is not None:

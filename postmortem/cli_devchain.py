@@ -26,7 +26,7 @@ def _first_sentence(text: str, limit: int = 88) -> str:
 
 def scenario_help_rows() -> list[tuple[str, str]]:
     """Every scenario (a file in devchain/scenarios/, plus the generated `scale`) and what it is."""
-    from devchain.scenario import SCENARIO_DIR, available_scenarios
+    from postmortem.devchain.scenario import SCENARIO_DIR, available_scenarios
 
     rows = []
     for name in available_scenarios():
@@ -63,11 +63,33 @@ def devchain() -> None:
     postmortem devchain status                                     # every running devchain
     postmortem devchain stop --port 18545
     postmortem devchain stop --all
+    postmortem devchain setup                                      # install anvil and compile (once)
     """
 
 
+@devchain.command("setup")
+@click.option("--force", is_flag=True, help="Run npm install even when every part is there.")
+def setup_cmd(force) -> None:
+    """Install the local chain's parts and compile the contracts (once; later runs are no-ops).
+
+    Installs npm @foundry-rs/anvil (the build for this platform), solc-js and the Aave sources at
+    the versions the package pins, then compiles the contracts with solc-js (cached by the hash of
+    every input). From a checkout `make setup` does the same; an installed postmortem keeps them in
+    $POSTMORTEM_HOME (default ~/.local/share/postmortem). Needs Node.js 20+ with npm.
+
+    \b
+    Examples:
+      postmortem devchain setup
+      POSTMORTEM_HOME=/opt/postmortem postmortem devchain setup
+    """
+    from postmortem.devchain.install import setup
+
+    out = setup(progress=True, force=force)
+    click.echo(f"devchain parts ready; contracts in {out}")
+
+
 def _running_ports() -> list[int]:
-    from devchain import manager
+    from postmortem.devchain import manager
 
     return [int(m["port"]) for _d, m in manager.all_manifests() if m.get("port") and manager.is_running(m)]
 
@@ -89,8 +111,8 @@ def start_cmd(port: int, scenario: str, borrowers: int | None) -> None:
     for any other; several devchains on different ports run side by side. The same scenario
     gives the same chain every time: the same blocks, timestamps, transactions, logs and state.
     """
-    from devchain import manager
-    from devchain.scenario import load_scenario
+    from postmortem.devchain import manager
+    from postmortem.devchain.scenario import load_scenario
 
     params = {"borrowers": borrowers} if borrowers else {}
     if borrowers and scenario != "scale":
@@ -120,7 +142,7 @@ def stop_cmd(port: int | None, stop_all: bool) -> None:
     postmortem devchain stop --port 18545
     postmortem devchain stop --all
     """
-    from devchain import manager
+    from postmortem.devchain import manager
     from postmortem.errors import PostmortemError
 
     if stop_all:
@@ -156,7 +178,7 @@ def status_cmd(port: int | None, as_json: bool) -> None:
 
     Manifests of stopped devchains are kept (marked stopped); they are counted, not listed.
     """
-    from devchain import manager
+    from postmortem.devchain import manager
 
     if port is not None:
         m = manager.read_manifest(manager.directory_for(port))

@@ -101,8 +101,8 @@ def ingest_cmd(rpc_url, incident, pools, from_block, to_block, warehouse, reques
     that gave up) fetched again. Exit codes: 2 a wrong option, URL or key; 1 the node kept
     failing; 130 interrupted.
     """
-    from ingest.pipeline import ingest
-    from ingest.rpc import client_defaults
+    from postmortem.ingest.pipeline import ingest
+    from postmortem.ingest.rpc import client_defaults
 
     if incident and pools:
         raise click.UsageError("give either --incident or --pool, not both")
@@ -201,7 +201,7 @@ def schema_cmd(table, warehouse) -> None:
       postmortem schema liquidations
       postmortem schema glossary          # the quantities the report names
     """
-    from ingest.tables import register_docs
+    from postmortem.ingest.tables import register_docs
     from postmortem import schema_docs
 
     register_docs()
@@ -220,7 +220,7 @@ def schema_cmd(table, warehouse) -> None:
 
 
 def _register_stage_docs() -> None:
-    for module in ("replay.tables", "reports.tables"):
+    for module in ("postmortem.replay.tables", "postmortem.reports.tables"):
         try:
             mod = __import__(module, fromlist=["register_docs"])
         except ImportError:

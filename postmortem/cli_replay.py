@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-import replay.tables  # noqa: F401  (documents the output tables, for `postmortem schema` and the catalog)
+import postmortem.replay.tables  # noqa: F401  (documents the output tables, for `postmortem schema` and the catalog)
 from postmortem.cli import cli, warehouse_option
 
 
@@ -44,7 +44,7 @@ def replay_cmd(incident_id: str, warehouse: Path, true_prices: tuple[str, ...], 
       postmortem replay --incident aave-v3-wsteth-capo-2026-03-10 --true-price wstETH=constant:2700
       postmortem replay --incident ID --from-block 24626900 --to-block 24627000 --health-band 1.05
     """
-    from replay.engine import replay
+    from postmortem.replay.engine import replay
 
     s = replay(warehouse, incident_id, true_price_overrides=list(true_prices), from_block=from_block,
                to_block=to_block, health_band=health_band)

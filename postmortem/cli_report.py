@@ -50,9 +50,9 @@ def report_cmd(incident_id: str, warehouse: Path, out_dir: Path | None, formats:
       postmortem report --incident aave-v3-wsteth-capo-2026-03-10 --rate-gap 0.034902118 \\
           --bonus-bps 100 --compare-paid paid.csv
     """
-    from reports import fmt, text
-    from reports.api import build_and_write, parse_formats
-    from reports.policy import eth_to_wei, Policy
+    from postmortem.reports import fmt, text
+    from postmortem.reports.api import build_and_write, parse_formats
+    from postmortem.reports.policy import eth_to_wei, Policy
 
     fmts = parse_formats(formats)  # a bad list fails before any work
     policy = Policy.from_options(rate_gap, bonus_bps, goodwill_eth, scope)

@@ -10,26 +10,7 @@ from postmortem.cli import cli
 from postmortem.cli import WAREHOUSE_OPT
 from postmortem.cli_ingest import _rpc_url, check_incident, say_connecting, timeout_options
 from postmortem.paths import DEFAULT_REPORTS
-
-
-def run_incident(incident: str, rpc_url: str, warehouse: Path, *, from_block=None, to_block=None,
-                 out_dir: Path | None = None, requests_per_second=None, progress=None,
-                 devchain_dir: Path | None = None) -> dict:
-    """Ingest, replay and report one incident; each stage resumes or is cheap to redo.
-    ``devchain_dir`` locates the devchain manifest for ``devchain-*`` incidents."""
-    from ingest.pipeline import ingest
-    from postmortem.incidents import load_incident
-    from replay.engine import replay
-    from reports.api import build_and_write
-    from reports.text import headline
-
-    inc = load_incident(incident, devchain_dir=devchain_dir)
-    ingested = ingest(rpc_url, incident=inc, from_block=from_block, to_block=to_block, warehouse=warehouse,
-                      requests_per_second=requests_per_second, progress=progress)
-    replayed = replay(warehouse, incident, devchain_dir=devchain_dir)
-    model, paths = build_and_write(warehouse, incident, out_dir=out_dir)
-    return {"ingest": ingested, "replay": replayed, "report": {k: str(v) for k, v in paths.items()},
-            "headline": headline(model)}
+from postmortem.pipeline import run_incident
 
 
 @cli.command("run")
@@ -52,7 +33,7 @@ def run_cmd(incident, rpc_url, from_block, to_block, warehouse, out_dir, request
 
     Interrupted (Ctrl-C, exit code 130) or failed, the same command resumes where it stopped.
     """
-    from ingest.rpc import client_defaults
+    from postmortem.ingest.rpc import client_defaults
 
     check_incident(incident)  # before asking for or talking to any node
     url = _rpc_url(rpc_url, incident)
@@ -99,14 +80,18 @@ def demo_cmd(port, warehouse, out_dir) -> None:
       postmortem demo
       postmortem demo --port 18545 --warehouse /tmp/demo/wh --out /tmp/demo/report
     """
-    from devchain import manager
-    from devchain.node import free_port, port_in_use
+    from postmortem.devchain import manager
+    from postmortem.devchain.node import free_port, port_in_use
 
     incident = "devchain-wsteth-capo-2026-03-10"
     if port_in_use(port):
         port = free_port()
     click.echo(f"starting the devchain on port {port} with scenario wsteth-capo-2026-03-10 ...")
     directory = manager.directory_for(port)  # its own manifest: another devchain's is left alone
+    from postmortem.devchain.install import parts_ready, setup
+
+    if not parts_ready():  # an installed postmortem on a new machine: fetch anvil and compile first
+        setup(progress=True)
     node, started = manager.start(port, "wsteth-capo-2026-03-10", directory=directory, progress=True)
     try:
         click.echo("ingest, replay, report ...")

@@ -11,6 +11,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from postmortem.devchain_manifest import read_manifest
 from postmortem.errors import PostmortemError
 from postmortem.paths import DEVCHAIN_DIR, INCIDENTS_DIR
 
@@ -39,13 +40,22 @@ def catalog(directory: Path | None = None) -> list[dict]:
     return [tomllib.loads(p.read_text()) for p in sorted(directory.glob("*.toml"))]
 
 
-def load_incident(incident_id: str, *, directory: Path | None = None, devchain_dir: Path | None = None) -> Incident:
+def incident_file(incident_id: str, directory: Path | None = None) -> tuple[dict, Path]:
+    """The incident's catalog file, parsed (the one place that reads it), and its path."""
     directory = directory or INCIDENTS_DIR
     path = directory / f"{incident_id}.toml"
     if not path.exists():
         known = ", ".join(d["id"] for d in catalog(directory))
         raise PostmortemError(f"unknown incident {incident_id!r}; known incidents: {known} (see `postmortem incidents`)")
-    raw = tomllib.loads(path.read_text())
+    try:
+        return tomllib.loads(path.read_text()), path
+    except tomllib.TOMLDecodeError as exc:
+        raise PostmortemError(f"the incident file {path} is not valid TOML ({exc}); fix it or restore it from the "
+                              "catalog") from None
+
+
+def load_incident(incident_id: str, *, directory: Path | None = None, devchain_dir: Path | None = None) -> Incident:
+    raw, _path = incident_file(incident_id, directory)
     if raw.get("source") == "devchain":
         return _from_devchain(raw, devchain_dir or DEVCHAIN_DIR)
     return Incident(
@@ -78,8 +88,6 @@ def devchain_window(manifest: dict, incident_id: str = "devchain", *, raw: dict 
 
 
 def _from_devchain(raw: dict, devchain_dir: Path) -> Incident:
-    from devchain.manager import read_manifest
-
     m = read_manifest(devchain_dir)
     if m.get("scenario") != raw.get("scenario"):
         raise PostmortemError(

@@ -37,7 +37,8 @@ import numpy as np
 
 from postmortem import __version__
 from postmortem.errors import PostmortemError
-from replay.aave_math import (
+from postmortem.incidents import incident_file
+from postmortem.replay.aave_math import (
     HEALTH_FACTOR_LIQUIDATION_THRESHOLD,
     RAY,
     EModeCategory,
@@ -50,11 +51,11 @@ from replay.aave_math import (
     health_factor,
     rules_for,
 )
-from replay.aave_math.generic_logic import get_user_reserve_liquidation_threshold
-from replay.inputs import ReplayInputs, ingested_window, load_inputs
-from replay.positions import FloatMirror, PositionBook, PositionError, TokenRef
-from replay.prices import PriceBook, TrueModel, parse_true_price_option, price_sources, true_models_from_incident
-from replay.verdicts import classify, loss_parts, max_liquidatable_debt, to_units
+from postmortem.replay.aave_math.generic_logic import get_user_reserve_liquidation_threshold
+from postmortem.replay.inputs import ReplayInputs, ingested_window, load_inputs
+from postmortem.replay.positions import FloatMirror, PositionBook, PositionError, TokenRef
+from postmortem.replay.prices import PriceBook, TrueModel, parse_true_price_option, price_sources, true_models_from_incident
+from postmortem.replay.verdicts import classify, loss_parts, max_liquidatable_debt, to_units
 
 __all__ = ["Checkpoint", "ReplayResult", "replay", "run_replay"]
 
@@ -790,18 +791,6 @@ def _count(items) -> dict:
     return out
 
 
-def _incident_file(incident_id: str) -> tuple[dict, Path]:
-    import tomllib
-
-    from postmortem.paths import INCIDENTS_DIR
-
-    path = INCIDENTS_DIR / f"{incident_id}.toml"
-    if not path.exists():
-        known = ", ".join(sorted(p.stem for p in INCIDENTS_DIR.glob("*.toml")))
-        raise PostmortemError(f"unknown incident {incident_id!r}; known incidents: {known} (see `postmortem incidents`)")
-    return tomllib.loads(path.read_text()), path
-
-
 def resolve_true_models(declared: Mapping | None, overrides: list[str] | Mapping[str, Any] | None,
                         base_dir: Path | None = None) -> dict[str, TrueModel]:
     """The incident file's ``[true_price]`` models, with ``--true-price`` overrides applied."""
@@ -827,11 +816,11 @@ def replay(warehouse_root: Path | str, incident_id: str, *, true_price_overrides
     """
     from postmortem.incidents import load_incident
     from postmortem.warehouse import RUN_OUTPUTS_KEY, Warehouse
-    from replay.tables import TABLES, VIEWS, to_arrow
+    from postmortem.replay.tables import TABLES, VIEWS, to_arrow
 
     started = datetime.now(timezone.utc)
     root = Path(warehouse_root)
-    raw, incident_path = _incident_file(incident_id)
+    raw, incident_path = incident_file(incident_id)
     if not (root / "catalog.duckdb").exists():
         raise PostmortemError(f"the warehouse at {root} holds no data yet; run `postmortem ingest --incident {incident_id}` first")
     window = ingested_window(root, incident_id)

@@ -26,8 +26,8 @@ from typing import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
-from replay.aave_math import Revision, UserReservePosition, rules_for
-from replay.aave_math.wad_ray_math import RAY, ray_div
+from postmortem.replay.aave_math import Revision, UserReservePosition, rules_for
+from postmortem.replay.aave_math.wad_ray_math import RAY, ray_div
 
 __all__ = [
     "AssetPosition",

@@ -30,14 +30,14 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Mapping
 
-from replay.aave_math import (
+from postmortem.replay.aave_math import (
     HEALTH_FACTOR_LIQUIDATION_THRESHOLD,
     EModeCategory,
     LiquidationResult,
     Revision,
     execute_liquidation_call,
 )
-from replay.aave_math.wad_ray_math import UINT256_MAX
+from postmortem.replay.aave_math.wad_ray_math import UINT256_MAX
 
 __all__ = [
     "VERDICTS",

@@ -20,8 +20,8 @@ import os
 from pathlib import Path
 
 from postmortem.errors import PostmortemError
-from reports.model import ReportModel, build_model
-from reports.policy import PaidList, Policy
+from postmortem.reports.model import ReportModel, build_model
+from postmortem.reports.policy import PaidList, Policy
 
 FORMATS = ("md", "html", "json", "csv")
 FILE_NAMES = {"md": "report.md", "html": "report.html", "json": "report.json", "csv": "reimbursements.csv",
@@ -60,10 +60,10 @@ def _write_atomic(path: Path, data: str) -> None:
 
 def render(model: ReportModel, formats: tuple[str, ...] = FORMATS) -> dict[str, str]:
     """The documents as text, by format (plus ``comparison_csv`` when the model has a comparison)."""
-    from reports.render_csv import render_comparison_csv, render_csv
-    from reports.render_html import render_html
-    from reports.render_json import render_json
-    from reports.render_md import render_md
+    from postmortem.reports.render_csv import render_comparison_csv, render_csv
+    from postmortem.reports.render_html import render_html
+    from postmortem.reports.render_json import render_json
+    from postmortem.reports.render_md import render_md
 
     renderers = {"md": render_md, "html": render_html, "json": render_json, "csv": render_csv}
     out = {f: renderers[f](model) for f in formats}

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from html import escape
 
-from reports.fmt import duration
+from postmortem.reports.fmt import duration
 
 WIDE, NARROW = 760, 380  # viewBox widths: desktop, and phones (drawn at about 1:1 on a 390 px screen)
 

@@ -32,9 +32,9 @@ from postmortem import __version__
 from postmortem.errors import PostmortemError
 from postmortem.redact import redact_url
 from postmortem.warehouse import CATALOG_NAME, FileRecord, Warehouse
-from reports import policy as pol
-from reports.fmt import exact_units
-from reports.policy import Comparison, PaidList, Policy
+from postmortem.reports import policy as pol
+from postmortem.reports.fmt import exact_units
+from postmortem.reports.policy import Comparison, PaidList, Policy
 
 VERDICT_WRONG = "wrongly_eligible"
 VERDICT_ANYWAY = "eligible_anyway"
@@ -443,14 +443,11 @@ def build_model(warehouse_root: Path | str, incident_id: str, *, run_id: str | N
 
 def _incident_title(incident_id: str) -> str | None:
     """The title in the incident catalog (data/incidents/ID.toml), if the catalog has the incident."""
-    import tomllib
+    from postmortem.incidents import incident_file
 
-    from postmortem.paths import INCIDENTS_DIR
-
-    path = Path(INCIDENTS_DIR) / f"{incident_id}.toml"
     try:
-        title = tomllib.loads(path.read_text()).get("title")
-    except (OSError, ValueError):
+        title = incident_file(incident_id)[0].get("title")
+    except PostmortemError:
         return None
     return title if isinstance(title, str) and title.strip() else None
 
@@ -1153,7 +1150,7 @@ class _Builder:
         Counts per decoded table over the replayed block range; a table short of rows means a chunk
         file is missing, emptied or out of the manifest, so the report refuses (PostmortemError).
         """
-        from ingest.events import EVENTS_BY_TOPIC0, UNDECODED_TABLE
+        from postmortem.ingest.events import EVENTS_BY_TOPIC0, UNDECODED_TABLE
 
         first, last, _ = self.block_range
         title = "Every decodable raw log has its row in its decoded table"

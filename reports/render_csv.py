@@ -15,8 +15,8 @@ from __future__ import annotations
 import csv
 import io
 
-from reports.fmt import exact_units
-from reports.model import ReportModel
+from postmortem.reports.fmt import exact_units
+from postmortem.reports.model import ReportModel
 
 REIMBURSEMENT_COLUMNS = ("user", "markets", "liquidations", "wrongly_eligible", "oracle_loss_wei", "fee_oracle_loss_wei",
                          "bonus_loss_wei", "goodwill_wei", "total_wei", "total_eth")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from html import escape
 
-from reports import charts, fmt, text
-from reports.model import VERDICT_WRONG, ReportModel, Table
+from postmortem.reports import charts, fmt, text
+from postmortem.reports.model import VERDICT_WRONG, ReportModel, Table
 
 CSS = """
 :root{--ink:#1f2937;--muted:#5b6472;--line:#e5e7eb;--soft:#f8fafc;--accent:#b91c1c;--ok:#047857;--warn:#b45309}

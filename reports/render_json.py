@@ -12,8 +12,8 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from reports import text
-from reports.model import ReportModel, Table
+from postmortem.reports import text
+from postmortem.reports.model import ReportModel, Table
 
 FORMAT = "postmortem-report/1"
 

@@ -6,8 +6,8 @@ repository, a forum post or a governance proposal. Charts live in the HTML file 
 
 from __future__ import annotations
 
-from reports import fmt, text
-from reports.model import VERDICT_WRONG, ReportModel
+from postmortem.reports import fmt, text
+from postmortem.reports.model import VERDICT_WRONG, ReportModel
 
 
 def _cell(value) -> str:

@@ -6,8 +6,8 @@ same thing and a given warehouse always gives the same text.
 
 from __future__ import annotations
 
-from reports import fmt
-from reports.model import VERDICT_ANOMALY, VERDICT_ANYWAY, VERDICT_WRONG, ReportModel
+from postmortem.reports import fmt
+from postmortem.reports.model import VERDICT_ANOMALY, VERDICT_ANYWAY, VERDICT_WRONG, ReportModel
 
 
 def title(m: ReportModel) -> str:
@@ -363,7 +363,7 @@ GLOSSARY_INTRO = ("Each quantity has one name and one number throughout this rep
 
 def provenance_items(m: ReportModel) -> list[tuple[str, str]]:
     """(label, text) lines of the provenance; a value nobody recorded reads "not recorded", never "None"."""
-    from reports.model import flatten
+    from postmortem.reports.model import flatten
 
     p = m.provenance
     rng = p.block_range

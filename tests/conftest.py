@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from web3 import Web3
 
-from devchain import manager
-from devchain.node import free_port
+from postmortem.devchain import manager
+from postmortem.devchain.node import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -41,7 +41,7 @@ def _start(tmp_path_factory, scenario: str, **params) -> Devchain:
 @pytest.fixture(scope="module")
 def node():
     """A plain anvil (no contracts) for one test module: RPC client, range and proxy tests."""
-    from devchain.node import start_anvil
+    from postmortem.devchain.node import start_anvil
 
     n = start_anvil()
     try:
@@ -80,7 +80,7 @@ def devchain_incident(dc: Devchain, incident_id: str = "devchain-wsteth-capo-202
 @pytest.fixture(scope="session")
 def incident_warehouse(incident_chain, tmp_path_factory):
     """The devchain incident ingested once into a warehouse (read-only for tests)."""
-    from ingest.pipeline import ingest
+    from postmortem.ingest.pipeline import ingest
 
     root = tmp_path_factory.mktemp("warehouse-incident")
     inc = devchain_incident(incident_chain)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from replay.aave_math import (
+from postmortem.replay.aave_math import (
     MIN_LEFTOVER_BASE,
     EModeCategory,
     ReserveState,
@@ -27,11 +27,11 @@ from replay.aave_math import (
     liquidation_loss_split,
     rules_for,
 )
-from replay.aave_math.liquidation_logic import (
+from postmortem.replay.aave_math.liquidation_logic import (
     calculate_available_collateral_to_liquidate,
     calculate_max_liquidatable_debt,
 )
-from replay.aave_math.math_utils import (
+from postmortem.replay.aave_math.math_utils import (
     SECONDS_PER_YEAR,
     calculate_compounded_interest_binomial,
     calculate_compounded_interest_taylor,
@@ -39,15 +39,15 @@ from replay.aave_math.math_utils import (
     mul_div_ceil,
     mul_div_floor,
 )
-from replay.aave_math.revisions import calculate_compounded_interest
-from replay.aave_math.percentage_math import (
+from postmortem.replay.aave_math.revisions import calculate_compounded_interest
+from postmortem.replay.aave_math.percentage_math import (
     percent_div,
     percent_div_ceil,
     percent_mul,
     percent_mul_ceil,
     percent_mul_floor,
 )
-from replay.aave_math.wad_ray_math import (
+from postmortem.replay.aave_math.wad_ray_math import (
     HALF_RAY,
     HALF_WAD,
     RAY,

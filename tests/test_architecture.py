@@ -15,9 +15,12 @@ PACKAGES = ("postmortem", "ingest", "replay", "reports", "devchain")
 
 
 def _module_name(path: Path) -> str:
+    """The module's name in the one installed namespace: ``ingest/rpc.py`` is ``postmortem.ingest.rpc``."""
     parts = list(path.relative_to(REPO).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
+    if parts[0] != "postmortem":
+        parts.insert(0, "postmortem")
     return ".".join(parts)
 
 
@@ -99,7 +102,7 @@ def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_the_graph_sees_late_imports():
     # A function-level import is a dependency too: the checker must see it, or it cannot fail.
     g = import_graph()
-    assert "ingest.decode" in g["ingest.pipeline"] or any(m.startswith("ingest.") for m in g["ingest.pipeline"])
+    assert "postmortem.ingest.decode" in g["postmortem.ingest.pipeline"] or any(m.startswith("ingest.") for m in g["postmortem.ingest.pipeline"])
     assert find_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert find_cycles({"a": {"b"}, "b": set()}) == []
 
@@ -108,3 +111,62 @@ def test_no_import_cycles():
     cycles = find_cycles(import_graph())
     assert not cycles, "import cycles (break each by moving the shared piece down a layer): " + "; ".join(
         " <-> ".join(c) for c in cycles)
+
+
+# The house plan (../shared/design/architecture.md): each layer imports only from the layers below
+# it; a stage never imports another stage. The protocol layer holds what is Aave's own (its exact
+# math and its event catalogue), which every stage may use.
+STAGES = ("ingest", "replay", "reports", "devchain")
+PROTOCOL = ("postmortem.replay.aave_math", "postmortem.ingest.events")
+FOUNDATION, PROTOCOLS, STAGE, PIPELINE, CLI = range(5)
+
+
+def layer_of(module: str) -> tuple[int, str | None]:
+    """(layer, stage name for stage modules)."""
+    if module == "postmortem.cli" or module.startswith("postmortem.cli_"):
+        return CLI, None
+    if module == "postmortem.pipeline":
+        return PIPELINE, None
+    if any(module == p or module.startswith(p + ".") for p in PROTOCOL):
+        return PROTOCOLS, None
+    for stage in STAGES:
+        if module == f"postmortem.{stage}" or module.startswith(f"postmortem.{stage}."):
+            return STAGE, stage
+    return FOUNDATION, None
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    bad = []
+    for mod, deps in sorted(graph.items()):
+        lm, sm = layer_of(mod)
+        for dep in sorted(deps):
+            ld, sd = layer_of(dep)
+            if ld > lm or (ld == lm == STAGE and sm != sd):
+                bad.append(f"{mod} -> {dep}")
+    return bad
+
+
+def test_layer_contract_can_fail():
+    assert layer_violations({"postmortem.warehouse": {"postmortem.ingest.rpc"}}) == \
+        ["postmortem.warehouse -> postmortem.ingest.rpc"]
+    assert layer_violations({"postmortem.replay.engine": {"postmortem.ingest.rpc"}}) == \
+        ["postmortem.replay.engine -> postmortem.ingest.rpc"]
+    assert layer_violations({"postmortem.reports.model": {"postmortem.cli"}}) == \
+        ["postmortem.reports.model -> postmortem.cli"]
+    assert layer_violations({"postmortem.pipeline": {"postmortem.replay.engine", "postmortem.warehouse"}}) == []
+
+
+def test_layers_point_one_way():
+    bad = layer_violations(import_graph())
+    assert not bad, "imports against the layers (foundation <- protocols <- stages <- pipeline <- CLI): " + "; ".join(bad)
+
+
+def test_every_import_uses_the_postmortem_namespace():
+    # The wheel installs one namespace: `import ingest` works only from a checkout, never installed.
+    bad = []
+    for path in sorted(p for d in (*PACKAGES, "tests", "benchmarks") for p in (REPO / d).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            bad += [f"{path.relative_to(REPO)}: {n}" for n in names if n.split(".")[0] in STAGES]
+    assert not bad, "import these as postmortem.<stage>...: " + "; ".join(bad)

@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 from web3 import Web3
 from web3._utils.events import get_event_data
 
-from ingest.decode import decode_logs, raw_logs_from_rpc
-from ingest.events import (
+from postmortem.ingest.decode import decode_logs, raw_logs_from_rpc
+from postmortem.ingest.events import (
     COMMON_COLUMNS,
     DECIMAL_TYPE,
     EVENTS,

@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 from web3 import Web3
 
-from devchain.chain import Artifacts
-from devchain.prestate import account_data_at, health_before_liquidation, price_override, true_wsteth_price
+from postmortem.devchain.chain import Artifacts
+from postmortem.devchain.prestate import account_data_at, health_before_liquidation, price_override, true_wsteth_price
 
 WAD = 10**18
 pytestmark = pytest.mark.chain

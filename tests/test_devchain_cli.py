@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from devchain.node import free_port, rpc_ready, stop_pid
+from postmortem.devchain.node import free_port, rpc_ready, stop_pid
 
 REPO = Path(__file__).resolve().parent.parent
 POSTMORTEM = Path(sys.executable).parent / "postmortem"
@@ -33,7 +33,7 @@ def _pm(devchain_dir: Path, *args: str) -> subprocess.CompletedProcess:
 def cli_in(monkeypatch):
     """`postmortem` in this process (CliRunner) with the devchain folder moved, for the quick
     commands (a process start costs seconds on a loaded machine)."""
-    from devchain import manager
+    from postmortem.devchain import manager
     from postmortem.cli import _register, cli
 
     _register()
@@ -57,7 +57,7 @@ def _one_error(result: subprocess.CompletedProcess) -> str:
 
 
 def test_default_port_keeps_the_folder_devchain_incidents_read(tmp_path):
-    from devchain import manager
+    from postmortem.devchain import manager
     from postmortem.paths import DEVCHAIN_DIR
 
     assert manager.directory_for(8545) == manager.directory_for(None) == DEVCHAIN_DIR

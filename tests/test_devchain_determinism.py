@@ -92,8 +92,8 @@ def test_incident_is_the_same_chain_every_time(incident_chain, tmp_path_factory)
 
 def test_scale_is_the_same_chain_every_time(tmp_path_factory):
     """The generated scenario, whose set-up sends JSON-RPC batches of many senders at once."""
-    from devchain import manager
-    from devchain.node import free_port
+    from postmortem.devchain import manager
+    from postmortem.devchain.node import free_port
 
     from conftest import Devchain
 

@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from devchain.faultproxy import (
+from postmortem.devchain.faultproxy import (
     RANGE_CAP_STYLES,
     RESULT_CAP_STYLES,
     Fault,
@@ -19,7 +19,7 @@ from devchain.faultproxy import (
     range_cap_error,
     result_cap_error,
 )
-from devchain.node import start_anvil
+from postmortem.devchain.node import start_anvil
 
 
 @pytest.fixture(scope="module")
@@ -268,7 +268,7 @@ def test_rpc_error_with_http_status(node):
 
 def test_every_skip_times():
     rule = Fault.from_spec({"kind": "reset", "every": 2, "skip": 1, "times": 2})
-    from devchain.faultproxy import _RuleState
+    from postmortem.devchain.faultproxy import _RuleState
 
     state = _RuleState(rule, seed=0, index=0)
     fired = [state.fire() for _ in range(10)]

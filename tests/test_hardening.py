@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import warehouse_rows
-from ingest.pipeline import ingest
+from postmortem.ingest.pipeline import ingest
 from postmortem.cli import _register, cli
 from postmortem.errors import PostmortemError
 from postmortem.incidents import devchain_window

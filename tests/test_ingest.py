@@ -12,9 +12,9 @@ from web3 import Web3
 from web3._utils.events import get_event_data
 
 from conftest import warehouse_rows
-from devchain.faultproxy import FaultProxy
-from ingest.events import EVENTS
-from ingest.pipeline import ingest
+from postmortem.devchain.faultproxy import FaultProxy
+from postmortem.ingest.events import EVENTS
+from postmortem.ingest.pipeline import ingest
 from postmortem.errors import PostmortemError
 from postmortem.incidents import Incident, devchain_window
 from postmortem.sql import run_sql
@@ -68,7 +68,7 @@ def test_every_decoded_row_equals_web3(incident_chain, incident_warehouse):
 
 
 def _col(name: str) -> str:
-    from ingest.events import snake_case
+    from postmortem.ingest.events import snake_case
 
     s = snake_case(name)
     return {"from": "from_address", "to": "to_address", "current": "answer"}.get(s, s)

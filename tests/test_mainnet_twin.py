@@ -14,9 +14,9 @@ from eth_abi import decode, encode
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 
-from devchain import manager
-from devchain.node import free_port
-from devchain.prestate import health_before_liquidation
+from postmortem.devchain import manager
+from postmortem.devchain.node import free_port
+from postmortem.devchain.prestate import health_before_liquidation
 
 pytestmark = pytest.mark.chain
 

@@ -9,8 +9,8 @@ import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devchain.faultproxy import FaultProxy, build_log_chain, range_cap_error, result_cap_error
-from ingest.ranges import (
+from postmortem.devchain.faultproxy import FaultProxy, build_log_chain, range_cap_error, result_cap_error
+from postmortem.ingest.ranges import (
     FATAL,
     RATE_LIMIT,
     SPLIT,
@@ -25,7 +25,7 @@ from ingest.ranges import (
     stated_cap,
     suggested_width,
 )
-from ingest.rpc import ArchiveStateError, RpcClient, RpcError, RpcTransportError
+from postmortem.ingest.rpc import ArchiveStateError, RpcClient, RpcError, RpcTransportError
 from postmortem.errors import PostmortemError
 
 # -- every verbatim error of rpc-providers.md -------------------------------------------------

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import devchain_incident, warehouse_rows
-from ingest.pipeline import ingest
+from postmortem.ingest.pipeline import ingest
 from postmortem.errors import PostmortemError
 from postmortem.incidents import devchain_window
 from postmortem.sql import run_sql
@@ -135,8 +135,8 @@ def _output_rows(root, table):
 
 
 def test_repaired_replay_output_is_written_again_and_never_reported_half(incident_chain, incident_warehouse, tmp_path):
-    from replay.engine import replay
-    from reports.api import write_report
+    from postmortem.replay.engine import replay
+    from postmortem.reports.api import write_report
 
     root = tmp_path / "wh"
     shutil.copytree(incident_warehouse["root"], root)

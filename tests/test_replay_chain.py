@@ -18,12 +18,12 @@ from click.testing import CliRunner
 from eth_abi import decode, encode
 from web3 import Web3
 
-from devchain.prestate import (
+from postmortem.devchain.prestate import (
     GET_ASSET_PRICE, GET_USER_ACCOUNT_DATA, price_override, simulate_calls_before, true_wsteth_price,
 )
 from postmortem.sql import connect_read_only, run_sql
-from replay.engine import replay, resolve_true_models, run_replay
-from replay.inputs import ingested_window, load_inputs
+from postmortem.replay.engine import replay, resolve_true_models, run_replay
+from postmortem.replay.inputs import ingested_window, load_inputs
 
 pytestmark = pytest.mark.chain
 INCIDENT = "devchain-wsteth-capo-2026-03-10"
@@ -47,7 +47,7 @@ def _rows(root, query: str) -> list[dict]:
 
 
 def _ingest(dc, root, **kw):
-    from ingest.pipeline import ingest
+    from postmortem.ingest.pipeline import ingest
     from postmortem.incidents import load_incident
 
     inc = load_incident(INCIDENT, devchain_dir=dc.directory)
@@ -243,7 +243,7 @@ def test_a_window_starting_inside_the_incident(incident_chain, tmp_path):
 def test_small_scenario_by_pool(small_chain, tmp_path):
     """A market ingested by pool address (no incident file): repeated liquidations of one borrower,
     receiveAToken, an aToken transfer and a repay in the window, a 6-decimal (USDC) debt."""
-    from ingest.pipeline import ingest
+    from postmortem.ingest.pipeline import ingest
 
     s = small_chain.manifest["summary"]
     pool = small_chain.addresses["markets"]["core"]["pool"]

@@ -15,15 +15,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from postmortem.errors import PostmortemError
-from replay.aave_math import EModeCategory, ReserveState, UserReservePosition, health_factor
-from replay.engine import run_replay
-from replay.inputs import ReplayInputs
-from replay.positions import PositionBook, PositionError, TokenRef, invert_token_balance, scaled_balance_after
-from replay.prices import (
+from postmortem.replay.aave_math import EModeCategory, ReserveState, UserReservePosition, health_factor
+from postmortem.replay.engine import run_replay
+from postmortem.replay.inputs import ReplayInputs
+from postmortem.replay.positions import PositionBook, PositionError, TokenRef, invert_token_balance, scaled_balance_after
+from postmortem.replay.prices import (
     CappedRatioState, PriceBook, PriceSource, TrueModel, capped_ratio_price, parse_true_price_option,
     true_models_from_incident, uncapped_price,
 )
-from replay.verdicts import classify, loss_parts, max_liquidatable_debt, to_units
+from postmortem.replay.verdicts import classify, loss_parts, max_liquidatable_debt, to_units
 
 RAY = 10**27
 WAD = 10**18

@@ -19,9 +19,9 @@ import pytest
 from web3 import Web3
 
 from conftest import _start
-from devchain.prestate import account_data_at, health_before_liquidation, price_override, true_wsteth_price
-from replay.engine import resolve_true_models, run_replay
-from replay.inputs import load_inputs
+from postmortem.devchain.prestate import account_data_at, health_before_liquidation, price_override, true_wsteth_price
+from postmortem.replay.engine import resolve_true_models, run_replay
+from postmortem.replay.inputs import load_inputs
 from test_replay_chain import _view, judge_by_protocol, scaled_balance_mismatches
 
 pytestmark = pytest.mark.chain
@@ -38,7 +38,7 @@ def mixed_chain(tmp_path_factory):
 @pytest.fixture(scope="module")
 def replayed(mixed_chain, tmp_path_factory):
     """Both markets ingested by pool address over the scenario's window, then replayed."""
-    from ingest.pipeline import ingest
+    from postmortem.ingest.pipeline import ingest
 
     dc = mixed_chain
     s = dc.manifest["summary"]

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from postmortem.sql import run_sql
-from reports.api import build_and_write
+from postmortem.reports.api import build_and_write
 
 from test_reports_synthetic import documented_schemas  # noqa: F401  (autouse fixture)
 
@@ -21,9 +21,9 @@ INCIDENT = "devchain-wsteth-capo-2026-03-10"
 
 @pytest.fixture(scope="module")
 def reported(incident_chain, tmp_path_factory):
-    from ingest.pipeline import ingest
+    from postmortem.ingest.pipeline import ingest
     from postmortem.incidents import load_incident
-    from replay.engine import replay
+    from postmortem.replay.engine import replay
 
     root = tmp_path_factory.mktemp("warehouse-report")
     inc = load_incident(INCIDENT, devchain_dir=incident_chain.directory)

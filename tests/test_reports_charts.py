@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from reports import charts, fmt
+from postmortem.reports import charts, fmt
 
 NS = "{http://www.w3.org/2000/svg}"
 

@@ -11,7 +11,7 @@ import pytest
 
 from postmortem.errors import PostmortemError
 from postmortem.warehouse import Warehouse
-from reports.api import write_report
+from postmortem.reports.api import write_report
 
 pytestmark = pytest.mark.chain
 INCIDENT = "devchain-wsteth-capo-2026-03-10"
@@ -20,7 +20,7 @@ INCIDENT = "devchain-wsteth-capo-2026-03-10"
 @pytest.fixture(scope="module")
 def replayed(incident_warehouse, tmp_path_factory):
     """A copy of the session's ingested incident, replayed (the shared warehouse stays untouched)."""
-    from replay.engine import replay
+    from postmortem.replay.engine import replay
 
     root = tmp_path_factory.mktemp("coverage") / "warehouse"
     shutil.copytree(incident_warehouse["root"], root)
@@ -41,7 +41,7 @@ def previous_report(root, tmp_path):
 
 
 def test_complete_warehouse_passes_the_coverage_check(replayed, tmp_path):
-    from reports.model import build_model
+    from postmortem.reports.model import build_model
 
     m = build_model(replayed, INCIDENT)
     (c,) = [c for c in m.checks if c.key == "raw_log_coverage"]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from reports.api import write_report
+from postmortem.reports.api import write_report
 
 from test_reports_synthetic import INCIDENT, build_warehouse
 from test_reports_synthetic import documented_schemas  # noqa: F401  (autouse fixture)

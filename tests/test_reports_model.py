@@ -12,7 +12,7 @@ from postmortem import schema_docs
 from postmortem.errors import PostmortemError
 from postmortem.sql import run_sql
 from postmortem.warehouse import Warehouse
-from reports.model import COLUMNS, build_model, input_digest
+from postmortem.reports.model import COLUMNS, build_model, input_digest
 
 from test_reports_synthetic import (CHAIN, FIRST_BLOCK, INCIDENT, LAST_BLOCK, MISPRICED_FROM, MISPRICED_TO, RUN, WSTETH,
                                     L, U, _write_ingest, build_warehouse, default_specs, documented, reimbursable_wei,

@@ -12,10 +12,10 @@ from decimal import Decimal
 
 import pytest
 
-from reports import fmt
-from reports.api import FILE_NAMES, write_report
-from reports.model import build_model
-from reports.policy import Policy
+from postmortem.reports import fmt
+from postmortem.reports.api import FILE_NAMES, write_report
+from postmortem.reports.model import build_model
+from postmortem.reports.policy import Policy
 
 from test_reports_synthetic import INCIDENT, U, build_warehouse, reimbursable_wei
 from test_reports_synthetic import documented_schemas  # noqa: F401  (autouse fixture)

@@ -9,10 +9,10 @@ from decimal import Decimal
 import pytest
 
 from postmortem.errors import PostmortemError
-from reports.api import build_and_write
-from reports.model import build_model
-from reports.policy import Policy, compare, eth_to_wei, read_paid_csv
-from reports.render_csv import render_comparison_csv, render_csv
+from postmortem.reports.api import build_and_write
+from postmortem.reports.model import build_model
+from postmortem.reports.policy import Policy, compare, eth_to_wei, read_paid_csv
+from postmortem.reports.render_csv import render_comparison_csv, render_csv
 
 from test_reports_model import as_text, sql_rows
 from test_reports_synthetic import CBETH, ETH, INCIDENT, MISPRICED_FROM, Liq, U, L, build_warehouse
@@ -208,7 +208,7 @@ def test_bonus_for_non_eth_debt_needs_an_eth_price(tmp_path):
 
 
 def test_compare_is_symmetric_in_users():
-    from reports.policy import PaidList
+    from postmortem.reports.policy import PaidList
 
     c = compare({"0xa": 5}, PaidList("p.csv", {"0xb": 7}, {"0xb": 1}))
     assert [(r["user"], r["status"], r["difference_wei"]) for r in c.rows] == [("0xb", "not_owed", 7), ("0xa", "not_paid", -5)]

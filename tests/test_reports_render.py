@@ -16,11 +16,11 @@ import pytest
 import postmortem.paths
 from postmortem.errors import PostmortemError
 from postmortem.warehouse import Warehouse
-from reports.api import FILE_NAMES, parse_formats, write_report
-from reports.model import build_model
-from reports.render_html import render_html
-from reports.render_json import render_json
-from reports.render_md import render_md
+from postmortem.reports.api import FILE_NAMES, parse_formats, write_report
+from postmortem.reports.model import build_model
+from postmortem.reports.render_html import render_html
+from postmortem.reports.render_json import render_json
+from postmortem.reports.render_md import render_md
 
 from test_reports_synthetic import INCIDENT, build_warehouse, reimbursable_wei
 from test_reports_synthetic import documented_schemas  # noqa: F401  (autouse fixture)
@@ -187,7 +187,7 @@ def test_a_failed_write_keeps_the_previous_report(syn, tmp_path, monkeypatch):
     out = tmp_path / "out"
     write_report(syn.root, INCIDENT, out, formats="json")
     before = (out / "report.json").read_bytes()
-    import reports.api as api
+    import postmortem.reports.api as api
 
     def boom(*a, **k):
         raise OSError("disk full")

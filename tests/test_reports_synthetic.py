@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ingest import tables as ingest_tables
+from postmortem.ingest import tables as ingest_tables
 from postmortem import schema_docs
 from postmortem.warehouse import Warehouse
 
@@ -66,7 +66,7 @@ def documented_tables():
     tables other test modules write under that name.
     """
     saved = dict(schema_docs._REGISTRY)
-    import replay.tables as replay_tables  # registers on first import
+    import postmortem.replay.tables as replay_tables  # registers on first import
 
     ingest_tables.register_docs()
     for doc in replay_tables.TABLES.values():
@@ -277,7 +277,7 @@ def _write_ingest(wh: Warehouse, rows: list[dict], incident_id: str, rpc_url: st
 
 def raw_logs(rows: list[dict]) -> pa.Table:
     """The raw ``LiquidationCall`` logs of ``rows`` (topics and data as the chain encodes them)."""
-    from ingest.events import EVENTS, RAW_LOG_SCHEMA
+    from postmortem.ingest.events import EVENTS, RAW_LOG_SCHEMA
 
     (ev,) = [e for e in EVENTS if e.name == "LiquidationCall"]
 

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from devchain.faultproxy import FaultProxy, build_log_chain
-from devchain.node import free_port
-from ingest.rpc import (
+from postmortem.devchain.faultproxy import FaultProxy, build_log_chain
+from postmortem.devchain.node import free_port
+from postmortem.ingest.rpc import (
     ArchiveStateError,
     RateLimiter,
     RpcClient,

@@ -14,8 +14,8 @@ import copy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.decode import raw_logs_from_rpc
-from ingest.events import DecodeError
+from postmortem.ingest.decode import raw_logs_from_rpc
+from postmortem.ingest.events import DecodeError
 
 FIELDS = ["blockNumber", "blockHash", "transactionHash", "transactionIndex", "logIndex", "address", "topics", "data"]
 

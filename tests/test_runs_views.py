@@ -35,9 +35,9 @@ def _one(root, sql):
 
 def _register_docs():
     # Other test modules may leave the schema registry without these (they restore a saved copy).
-    from ingest import tables as ingest_tables
+    from postmortem.ingest import tables as ingest_tables
     from postmortem.schema_docs import register_table
-    from replay import tables as replay_tables
+    from postmortem.replay import tables as replay_tables
 
     ingest_tables.register_docs()
     for doc in [*replay_tables.TABLES.values(), *replay_tables.VIEW_DOCS.values()]:
@@ -46,7 +46,7 @@ def _register_docs():
 
 @pytest.fixture(scope="module")
 def twice_replayed(incident_chain, incident_warehouse, tmp_path_factory):
-    from replay.engine import replay
+    from postmortem.replay.engine import replay
 
     _register_docs()
 

@@ -8,7 +8,7 @@ import logging
 import pytest
 from click.testing import CliRunner
 
-from devchain.faultproxy import FaultProxy
+from postmortem.devchain.faultproxy import FaultProxy
 from postmortem.cli import _register, cli
 
 pytestmark = pytest.mark.chain
@@ -17,7 +17,7 @@ PASSWORD = "hunter2-Secret"
 
 
 def test_full_run_leaks_no_secret(incident_chain, tmp_path, caplog, capfd):
-    from postmortem.cli_run import run_incident
+    from postmortem.pipeline import run_incident
 
     caplog.set_level(logging.DEBUG)
     # Faults make the client log retries, the place where URLs leak most often.
