@@ -18,6 +18,27 @@ ZERO = "0x" + "0" * 40
 POOL_REVISIONS = {1: "3.0", 2: "3.0", 3: "3.0", 4: "3.1", 5: "3.2", 6: "3.3", 7: "3.4", 8: "3.5", 9: "3.5", 10: "3.6"}
 
 
+def revision_key(revision: str) -> tuple[int, ...]:
+    """``"3.10"`` -> ``(3, 10)``: revisions compare as numbers ("3.10" comes after "3.2")."""
+    try:
+        return tuple(int(part) for part in str(revision).split("."))
+    except ValueError:
+        raise PostmortemError(f"{revision!r} is not an Aave revision like 3.6; give it as MAJOR.MINOR") from None
+
+
+def aave_revision_of(pool: str, pool_revision: int) -> str:
+    """The Aave release a ``Pool.POOL_REVISION()`` belongs to; an unknown one is refused, never guessed."""
+    try:
+        return POOL_REVISIONS[pool_revision]
+    except KeyError:
+        known = ", ".join(f"{k} ({v})" for k, v in sorted(POOL_REVISIONS.items()))
+        raise PostmortemError(
+            f"the Pool {pool} reports POOL_REVISION {pool_revision}, a revision postmortem does not know "
+            f"(known: {known}); its math would only be guessed, so it is not ingested: add the revision "
+            "to postmortem first"
+        ) from None
+
+
 @dataclass
 class Market:
     name: str
@@ -52,7 +73,7 @@ def discover(client, pools: dict[str, str], block: int, revisions: dict[str, str
                 "and the chain the RPC URL points at"
             )
         m = Market(name=name, pool=pool, addresses_provider=_lower(provider), pool_revision=int(revision or 0))
-        m.aave_revision = (revisions or {}).get(name) or POOL_REVISIONS.get(m.pool_revision, "3.6")
+        m.aave_revision = (revisions or {}).get(name) or aave_revision_of(pool, m.pool_revision)
         oracle, configurator, data_provider = run_reads(client, [
             Read(m.addresses_provider, "getPriceOracle()", out=("address",), block=block),
             Read(m.addresses_provider, "getPoolConfigurator()", out=("address",), block=block),

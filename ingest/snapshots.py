@@ -10,7 +10,7 @@ from decimal import Decimal
 import pyarrow as pa
 
 from postmortem.ingest.calls import Read, run_reads
-from postmortem.ingest.discovery import RESERVE_DATA_TYPES, Market
+from postmortem.ingest.discovery import RESERVE_DATA_TYPES, Market, revision_key
 
 DEC = pa.decimal128(38, 0)
 EMODE_PROBE = 32  # categories 1..32 are probed; mainnet uses single digits
@@ -71,7 +71,7 @@ def emode_categories(client, markets: list[Market], block: int) -> pa.Table:
                            "collateral_bitmap", "borrowable_bitmap", "label", "price_source")}
     for m in markets:
         ids = list(range(1, EMODE_PROBE + 1))
-        if m.aave_revision >= "3.2":
+        if revision_key(m.aave_revision) >= (3, 2):
             reads = []
             for i in ids:
                 reads += [Read(m.pool, "getEModeCategoryCollateralConfig(uint8)", (i,), out=("uint16", "uint16", "uint16"), block=block),
