@@ -68,11 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     from web3 import Web3
 
     import postmortem.replay.engine as engine
+    import postmortem.replay.replayer as replayer
     from postmortem.devchain import manager
     from postmortem.devchain.node import free_port
     from postmortem.devchain.prestate import account_data_at, price_override
     from postmortem.ingest.pipeline import ingest
-    from postmortem.incidents import devchain_window, load_incident
+    from postmortem.incidents import devchain_window, incident_file, load_incident
     from postmortem.replay.inputs import load_inputs
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-replay-"))
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         manifest = out["manifest"]
         if args.scenario == INCIDENT_SCENARIO:
             inc = load_incident(INCIDENT_ID, devchain_dir=tmp / "chain")
-            declared = engine._incident_file(INCIDENT_ID)[0].get("true_price")
+            declared = incident_file(INCIDENT_ID)[0].get("true_price")
             models = engine.resolve_true_models(declared, None)
         else:
             inc = devchain_window(manifest, f"devchain-{args.scenario}")
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # Time every exact valuation the engine makes.
         exact_times: list[float] = []
-        original = engine.health_factor
+        original = replayer.health_factor
 
         def timed(*a, **kw):
             s = time.perf_counter()
@@ -107,13 +108,13 @@ def main(argv: list[str] | None = None) -> int:
             exact_times.append(time.perf_counter() - s)
             return res
 
-        engine.health_factor = timed
+        replayer.health_factor = timed
         try:
             t0 = time.monotonic()
             result = engine.run_replay(inputs, models, health_band=float("inf"))
             replay_s = time.monotonic() - t0
         finally:
-            engine.health_factor = original
+            replayer.health_factor = original
 
         health = result.tables["health"]
         true_at = {(r["pool"], r["asset"], r["block_number"]): (r["reported_price"], r["true_price"])

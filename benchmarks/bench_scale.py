@@ -7,7 +7,7 @@ every price at every block, so every block end is a ``price_change`` checkpoint)
 
 Two modes per size:
 
-- **screen** (every size): the engine's own replay loop (``replay.engine._Replayer.run``: events,
+- **screen** (every size): the engine's own replay loop (``replay.replayer.Replayer.run``: events,
   block-end price reads, checkpoints) with each checkpoint doing what the engine does before
   exact valuation: reserves normalised to the checkpoint (``_reserves_at``), reported and true
   prices (``PriceBook.prices``) and the NumPy screen of the whole population (``_screen``),
@@ -55,7 +55,7 @@ def run_one(size: int, checkpoints: int, mode: str, band: float, seed: int) -> d
     """One size, in this process. Returns the figures as a dict."""
     import numpy as np
 
-    import postmortem.replay.engine as engine
+    import postmortem.replay.replayer as engine  # the replayer's loop and its exact valuation, timed in place
     from benchmarks.synthetic import synthetic_inputs
 
     out: dict = {"positions": size, "checkpoints_requested": checkpoints, "mode": mode, "health_band": band,
@@ -70,7 +70,7 @@ def run_one(size: int, checkpoints: int, mode: str, band: float, seed: int) -> d
     candidates: list[int] = []
     exact_time = [0.0]
     exact_calls = [0]
-    original_screen = engine._Replayer._screen
+    original_screen = engine.Replayer._screen
     original_hf = engine.health_factor
 
     def timed_screen(self, *a, **kw):
@@ -92,23 +92,23 @@ def run_one(size: int, checkpoints: int, mode: str, band: float, seed: int) -> d
         reported, true = self.prices.prices(pool, cp.timestamp, cp.block_number)
         self._screen(pool, reserves, reported, true, cp.timestamp)
 
-    engine._Replayer._screen = timed_screen
+    engine.Replayer._screen = timed_screen
     engine.health_factor = timed_hf
-    saved_eval = engine._Replayer._evaluate_pool
+    saved_eval = engine.Replayer._evaluate_pool
     if mode == "screen":
-        engine._Replayer._evaluate_pool = screen_only
+        engine.Replayer._evaluate_pool = screen_only
     try:
         t0 = time.perf_counter()
-        r = engine._Replayer(inputs, {}, eth_asset=None, health_band=band)
+        r = engine.Replayer(inputs, {}, eth_asset=None, health_band=band)
         out["book_load_seconds"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         r.run()
         out["loop_seconds"] = time.perf_counter() - t1
         out["replay_seconds"] = time.perf_counter() - t0
     finally:
-        engine._Replayer._screen = original_screen
+        engine.Replayer._screen = original_screen
         engine.health_factor = original_hf
-        engine._Replayer._evaluate_pool = saved_eval
+        engine.Replayer._evaluate_pool = saved_eval
     out["checkpoints"] = len(r.checkpoints)
     out["screen_seconds"] = screen_time[0]
     out["screen_calls"] = len(candidates)
