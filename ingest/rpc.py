@@ -472,7 +472,15 @@ class RpcClient:
             "transport_errors": 0,  # resets, timeouts, 5xx, broken bodies
             "bytes_sent": 0,
             "bytes_received": 0,
+            # Cost records (see ``stats``): retries by cause, log ranges answered and logs received.
+            "retries_rate_limit": 0,
+            "retries_transport": 0,
+            "retries_protocol": 0,
+            "retries_unreachable": 0,
+            "getlogs_ranges": 0,  # eth_getLogs calls answered with a list of logs
+            "logs_received": 0,
         }
+        self._by_method: dict[str, int] = {}  # calls sent per JSON-RPC method, retries included
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -532,12 +540,23 @@ class RpcClient:
             pool.shutdown(wait=True)
         return self._finish([r for chunk in results for r in chunk], return_errors)
 
+    def count(self, **deltas: int) -> None:
+        """Add to the cost counters (callers count what only they know, e.g. the reads a
+        Multicall3 ``eth_call`` carried); unknown names start at 0."""
+        with self._lock:
+            for key, value in deltas.items():
+                self._counters[key] = self._counters.get(key, 0) + value
+
     def stats(self) -> dict[str, float]:
-        """Counters for a run summary: requests, calls, retries, rate_limited,
-        transport_errors, bytes_sent, bytes_received, waited_seconds (rate limiter) and
-        batch_cap (the batch size in use, lowered if the node refused larger ones)."""
+        """Counters for a run summary: requests (HTTP posts), calls (JSON-RPC calls, those
+        inside batches included), calls_by_method, retries and retries_<cause> (rate_limit,
+        transport, protocol, unreachable), rate_limited, transport_errors, getlogs_ranges and
+        logs_received, bytes_sent, bytes_received, what callers added with ``count`` (e.g.
+        reads), waited_seconds (rate limiter) and batch_cap (the batch size in use, lowered
+        if the node refused larger ones)."""
         with self._lock:
             out: dict[str, float] = dict(self._counters)
+            out["calls_by_method"] = dict(sorted(self._by_method.items()))
         out["waited_seconds"] = round(self.limiter.waited_seconds, 6)
         out["batch_cap"] = self._batch_cap
         return out
@@ -665,7 +684,7 @@ class RpcClient:
             else:
                 delay = self.backoff_delay(attempt)
             attempt += 1
-            self._count(retries=1)
+            self._count(retries=1, **{f"retries_{problem.kind}": 1})
             log.info(
                 "JSON-RPC %s at %s: %s; retry %d of %d in %.2f s",
                 self._label(calls, pending), self.display_url, self._scrub(problem.detail), attempt, budget, delay,
@@ -747,6 +766,9 @@ class RpcClient:
         """One HTTP round trip for the calls still pending; returns why some remain, if any."""
         send = list(pending)
         objs = [{"jsonrpc": "2.0", "id": i, "method": calls[pending[i]][0], "params": calls[pending[i]][1]} for i in send]
+        with self._lock:
+            for obj in objs:
+                self._by_method[obj["method"]] = self._by_method.get(obj["method"], 0) + 1
         body = json.dumps(objs if as_batch else objs[0], separators=(",", ":")).encode()
         try:
             response = self._post(body, len(send))
@@ -849,6 +871,8 @@ class RpcClient:
             elif "result" in answer:
                 results[index] = answer["result"]
                 del pending[aid]
+                if calls[index][0] == "eth_getLogs" and isinstance(answer["result"], list):
+                    self._count(getlogs_ranges=1, logs_received=len(answer["result"]))
             else:
                 malformed += 1
         if not pending:
