@@ -11,7 +11,8 @@ from __future__ import annotations
 from html import escape
 
 from postmortem.reports import charts, fmt, text
-from postmortem.reports.model import VERDICT_WRONG, ReportModel, Table
+from postmortem.reports.model import ReportModel
+from postmortem.reports.parts import VERDICT_WRONG, Table
 
 CSS = """
 :root{--ink:#1f2937;--muted:#5b6472;--line:#e5e7eb;--soft:#f8fafc;--accent:#b91c1c;--ok:#047857;--warn:#b45309}

@@ -13,7 +13,8 @@ from decimal import Decimal
 from typing import Any
 
 from postmortem.reports import text
-from postmortem.reports.model import ReportModel, Table
+from postmortem.reports.model import ReportModel
+from postmortem.reports.parts import Table
 
 FORMAT = "postmortem-report/1"
 

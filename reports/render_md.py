@@ -7,7 +7,8 @@ repository, a forum post or a governance proposal. Charts live in the HTML file 
 from __future__ import annotations
 
 from postmortem.reports import fmt, text
-from postmortem.reports.model import VERDICT_WRONG, ReportModel
+from postmortem.reports.model import ReportModel
+from postmortem.reports.parts import VERDICT_WRONG
 
 
 def _cell(value) -> str:

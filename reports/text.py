@@ -7,7 +7,8 @@ same thing and a given warehouse always gives the same text.
 from __future__ import annotations
 
 from postmortem.reports import fmt
-from postmortem.reports.model import VERDICT_ANOMALY, VERDICT_ANYWAY, VERDICT_WRONG, ReportModel
+from postmortem.reports.model import ReportModel
+from postmortem.reports.parts import VERDICT_ANOMALY, VERDICT_ANYWAY, VERDICT_WRONG
 
 
 def title(m: ReportModel) -> str:
@@ -363,7 +364,7 @@ GLOSSARY_INTRO = ("Each quantity has one name and one number throughout this rep
 
 def provenance_items(m: ReportModel) -> list[tuple[str, str]]:
     """(label, text) lines of the provenance; a value nobody recorded reads "not recorded", never "None"."""
-    from postmortem.reports.model import flatten
+    from postmortem.reports.provenance import flatten
 
     p = m.provenance
     rng = p.block_range

@@ -233,7 +233,7 @@ def test_a_required_column_missing_is_one_sentence(tmp_path, monkeypatch):
                                    for k, v in r.items() if k != "hf_true"} for r in rows])
     wh.write_output(CHAIN, "verdicts", INCIDENT, RUN, table, {})
     wh.refresh_catalog()
-    with pytest.raises(PostmortemError, match="the verdicts table lacks hf_true; .* update COLUMNS in reports/model.py"):
+    with pytest.raises(PostmortemError, match="the verdicts table lacks hf_true; .* update COLUMNS in reports/columns.py"):
         build_model(wh.root, INCIDENT)
 
 
