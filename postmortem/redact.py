@@ -4,7 +4,9 @@ Hosted nodes put the API key in the URL: in the path (Infura ``/v3/<32 hex>``, A
 ``/v2/<key>``, QuickNode ``/<token>/``, Ankr ``/eth/<64 hex>``), in the query
 (``?apikey=...``) or as basic-auth user info. ``redact_url`` keeps what helps a user recognise
 the endpoint (scheme, host, port and ordinary path words such as ``v3`` or ``mainnet``) and
-replaces every part that may be secret with ``***``.
+replaces every part that may be secret with ``***``. ``strip_url`` is the coarse form for what
+is stored (run records): only scheme, host and port survive. ``redact_urls_in`` applies either to
+every URL in nested data.
 
 The path rule is a heuristic that errs on the side of hiding: a segment is masked when it
 looks like a token (long, or mixing letters and digits, or mixed case, or right after a
@@ -15,9 +17,9 @@ in a CI log costs the key.
 from __future__ import annotations
 
 import logging
-
 import re
-from urllib.parse import quote, unquote
+from typing import Any, Callable
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 MASK = "***"
 
@@ -76,25 +78,23 @@ def _split_url(url: str) -> tuple[str, str, str, str, str, str]:
     return scheme, userinfo, hostport, path, query, fragment
 
 
-def _path_secrets(path: str) -> list[str]:
-    secrets = []
-    previous = ""
-    for segment in path.split("/"):
-        if _looks_like_key(segment, bool(_VERSION_SEGMENT.match(previous))):
-            secrets.append(segment)
-        if segment:
-            previous = segment
-    return secrets
-
-
-def _redact_path(path: str) -> str:
+def _path_segments(path: str) -> list[tuple[str, bool]]:
+    """Each segment of ``path`` with whether it may be a key (a segment right after ``v2`` may be)."""
     out = []
     previous = ""
     for segment in path.split("/"):
-        out.append(MASK if _looks_like_key(segment, bool(_VERSION_SEGMENT.match(previous))) else segment)
+        out.append((segment, _looks_like_key(segment, bool(_VERSION_SEGMENT.match(previous)))))
         if segment:
             previous = segment
-    return "/".join(out)
+    return out
+
+
+def _path_secrets(path: str) -> list[str]:
+    return [segment for segment, secret in _path_segments(path) if secret]
+
+
+def _redact_path(path: str) -> str:
+    return "/".join(MASK if secret else segment for segment, secret in _path_segments(path))
 
 
 def _redact_query(query: str) -> str:
@@ -153,6 +153,39 @@ def secret_parts(url: str) -> list[str]:
     return secrets
 
 
+def strip_url(url: str) -> str:
+    """``url`` with credentials, path and query replaced by ``***`` (API keys live there).
+
+    ``https://eth-mainnet.g.alchemy.com/v2/KEY`` -> ``https://eth-mainnet.g.alchemy.com/***``.
+    Coarser than ``redact_url`` on purpose: it keeps only where the node is, never anything that
+    may be a key however short, so it is the last line of defence for what is written to disk.
+    """
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    except ValueError:
+        return MASK  # unparsable (e.g. a bad port): keep nothing
+    if not parts.scheme or not host:
+        return MASK
+    secret = parts.username or parts.password or parts.path.strip("/") or parts.query or parts.fragment
+    return urlunsplit((parts.scheme, host, "/" + MASK if secret else "", "", ""))
+
+
+_URL_IN_TEXT = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://\S+")
+
+
+def redact_urls_in(value: Any, redact: Callable[[str], str] = redact_url) -> Any:
+    """``value`` (nested dicts, lists, tuples) with ``redact`` applied to every URL in every string
+    (a string that is a URL, or a URL inside a sentence); tuples come back as lists, as in JSON."""
+    if isinstance(value, str):
+        return _URL_IN_TEXT.sub(lambda m: redact(m.group()), value) if "://" in value else value
+    if isinstance(value, dict):
+        return {k: redact_urls_in(v, redact) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_urls_in(v, redact) for v in value]
+    return value
+
+
 def redact_text(text: str, url: str) -> str:
     """Scrub a known secret URL, and each of its secret parts, from arbitrary ``text``.
 
@@ -197,7 +230,7 @@ class _RedactingFilter(logging.Filter):
             return True
         if any(s in text for s in self.secrets):
             for s in sorted(self.secrets, key=len, reverse=True):
-                text = text.replace(s, "***")
+                text = text.replace(s, MASK)
             record.msg, record.args = text, ()
         return True
 

@@ -34,7 +34,6 @@ import difflib
 import io
 import json
 import math
-import os
 import re
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -44,7 +43,9 @@ from typing import Any
 import duckdb
 import pyarrow.parquet as pq
 
+from postmortem import atomic
 from postmortem.errors import PostmortemError
+from postmortem.sql_quote import quote_literal
 from postmortem.warehouse import CATALOG_NAME
 
 FORMATS = ("table", "csv", "json", "parquet")
@@ -237,7 +238,7 @@ def connect_read_only(warehouse_root: Path | str) -> duckdb.DuckDBPyConnection:
         # Order matters: allowed_directories can only be set while external access is still on,
         # and lock_configuration must come last.
         con.execute("SET python_enable_replacements = false")
-        con.execute(f"SET allowed_directories = [{_literal(root.as_posix() + '/')}]")
+        con.execute(f"SET allowed_directories = [{quote_literal(root.as_posix() + '/')}]")
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
         built_for = con.execute("SELECT root FROM catalog_info").fetchall()[0][0]
@@ -269,7 +270,8 @@ def run_sql(warehouse_root: Path | str, query: str, fmt: str = "table", output: 
     try:
         if fmt == "parquet":
             table = con.sql(statement).to_arrow_table()  # Arrow keeps DECIMAL(38,0) exact
-            _write_atomic(out_path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+            with atomic.replacing(out_path) as tmp:  # a reader (or a crash) never sees half a result file
+                pq.write_table(table, tmp, compression="zstd")
             return None
         cur = con.execute(statement)
         if cur.description is None:
@@ -289,7 +291,7 @@ def run_sql(warehouse_root: Path | str, query: str, fmt: str = "table", output: 
         text = format_json(names, types, rows)
     if out_path is None:
         return text
-    _write_atomic(out_path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    atomic.write_text(out_path, text)
     return None
 
 
@@ -307,17 +309,6 @@ def _check_output(warehouse_root: Path | str, fmt: str, output: Path | str | Non
     if path.is_dir():
         raise PostmortemError(f"{path} is a folder; pass a file name to --out")
     return path
-
-
-def _write_atomic(path: Path, write) -> None:
-    # A reader (or a crash) never sees half a result file.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _catalog_names(con, what: str) -> list[str]:
@@ -377,10 +368,6 @@ def _clean(exc: BaseException) -> str:
     first = text.splitlines()[0] if text else type(exc).__name__
     first = re.sub(r"^[A-Za-z ]+ Error: ", "", first)
     return first.rstrip(".!")
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 # --- formatting -------------------------------------------------------------------------------------

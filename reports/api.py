@@ -16,9 +16,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from pathlib import Path
 
+from postmortem import atomic
 from postmortem.errors import PostmortemError
 from postmortem.reports.model import ReportModel, build_model
 from postmortem.reports.policy import PaidList, Policy
@@ -43,19 +43,6 @@ def default_out_dir(incident_id: str) -> Path:
     from postmortem.paths import DEFAULT_REPORTS
 
     return Path(DEFAULT_REPORTS) / incident_id
-
-
-def _write_atomic(path: Path, data: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def render(model: ReportModel, formats: tuple[str, ...] = FORMATS) -> dict[str, str]:
@@ -152,7 +139,7 @@ def build_and_write(warehouse_root: Path | str, incident_id: str, out_dir: Path 
     paths: dict[str, Path] = {}
     for key, data in documents.items():
         path = out / FILE_NAMES[key]
-        _write_atomic(path, data)
+        atomic.write_text(path, data)
         paths[key] = path
     # Files of an earlier report under another policy or with other formats would contradict this one.
     _remove_stale(out, {p.name for p in paths.values()})

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from postmortem.redact import MASK, redact_text, redact_url, secret_parts
+from postmortem.redact import MASK, redact_text, redact_url, redact_urls_in, secret_parts, strip_url
 
 INFURA_KEY = "0123456789abcdef0123456789abcdef"
 ALCHEMY_KEY = "AbCdEfGhIjKlMnOpQrStUvWxYz012345"
@@ -128,3 +128,27 @@ def test_random_keys_never_survive(key, host, shape):
 def test_redact_url_never_raises(text):
     assert isinstance(redact_url(text), str)
     assert isinstance(redact_text(text, text), str)
+
+
+# --- what is stored: the coarse form, and every URL in nested data -----------------------------------
+
+
+def test_url_secrets_are_stripped_as_a_last_line_of_defence():
+    assert strip_url("http://127.0.0.1:8545") == "http://127.0.0.1:8545"
+    assert strip_url("https://mainnet.infura.io/v3/abc") == "https://mainnet.infura.io/***"
+    assert strip_url("https://node.example/?key=abc") == "https://node.example/***"
+    assert strip_url("https://node.example:99999999/key") == "***"
+
+
+def test_redact_urls_in_nested_data_and_sentences():
+    data = {"rpc_url": f"https://mainnet.infura.io/v3/{INFURA_KEY}", "n": 3, "none": None,
+            "nested": [("wss://u:p@h:8546",), {"note": f"fetched from https://rpc.ankr.com/eth/{ANKR_KEY} twice"}],
+            "plain": "no url here, just a :// in words"}
+    assert redact_urls_in(data) == {
+        "rpc_url": "https://mainnet.infura.io/v3/***", "n": 3, "none": None,
+        "nested": [["wss://***:***@h:8546"], {"note": "fetched from https://rpc.ankr.com/eth/*** twice"}],
+        "plain": "no url here, just a :// in words"}
+    stored = redact_urls_in(data, strip_url)
+    assert stored["rpc_url"] == "https://mainnet.infura.io/***"
+    assert stored["nested"] == [["wss://h:8546/***"], {"note": "fetched from https://rpc.ankr.com/*** twice"}]
+    assert INFURA_KEY not in repr(stored) and ANKR_KEY not in repr(stored) and "u:p" not in repr(stored)
