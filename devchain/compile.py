@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from postmortem import atomic
 from postmortem.errors import PostmortemError
 from postmortem.paths import BUILD_DIR, NODE_MODULES, SETUP_COMMAND
 
@@ -150,9 +151,7 @@ def compile_all(force: bool = False, quiet: bool = False) -> Path:
                 continue
             artifacts[name] = entry
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"solc": _solc_version(), "settings": SETTINGS, "contracts": artifacts}))
-    os.replace(tmp, out)
+    atomic.write_text(out, json.dumps({"solc": _solc_version(), "settings": SETTINGS, "contracts": artifacts}))
     if not quiet:
         print(f"contracts: compiled {len(artifacts)} contracts in {time.monotonic() - t0:.1f} s -> {out}")
     return out

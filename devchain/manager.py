@@ -15,14 +15,13 @@ deploy block, the scenario summary, the node's port and pid; the ground truth
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 from postmortem.devchain.chain import Artifacts, Chain
 from postmortem.devchain.node import AnvilNode, port_in_use, rpc_ready, start_anvil, stop_pid
 from postmortem.devchain.scenario import ScenarioRunner, genesis_timestamp, load_scenario
-from postmortem import __version__
+from postmortem import __version__, atomic
 from postmortem.errors import PostmortemError
 from postmortem.devchain_manifest import MANIFEST_NAME, manifest_path, read_manifest  # noqa: F401 (re-exported)
 from postmortem.paths import DEVCHAIN_DIR
@@ -63,9 +62,7 @@ def all_manifests() -> list[tuple[Path, dict]]:
 
 def _write_json(path: Path, obj: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    atomic.write_text(path, json.dumps(obj, indent=1, sort_keys=False) + "\n")
 
 
 def run_scenario_on(url: str, scenario_name: str, *, progress: bool = False, **params) -> dict:

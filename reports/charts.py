@@ -24,8 +24,8 @@ import math
 import statistics
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from html import escape
 
+from postmortem.reports.escape import escape_html as _e
 from postmortem.reports.fmt import duration
 
 WIDE, NARROW = 760, 380  # viewBox widths: desktop, and phones (drawn at about 1:1 on a 390 px screen)
@@ -47,10 +47,6 @@ def _n(x: float) -> str:
     """A coordinate with at most two decimals (keeps the SVG small and stable)."""
     text = f"{x:.2f}".rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text
-
-
-def _e(text: str) -> str:
-    return escape(str(text), quote=True)
 
 
 def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:

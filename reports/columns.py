@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from postmortem.errors import PostmortemError
+from postmortem.sql_quote import quote_ident, quote_literal
 
 COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
     "verdicts": {
@@ -129,11 +130,10 @@ def ident(name: str) -> str:
     """A column name as SQL: bare when plain, double-quoted otherwise."""
     if _SIMPLE_IDENT.match(name) and name not in _QUOTE_ALWAYS:
         return name
-    return '"' + name.replace('"', '""') + '"'
+    return quote_ident(name)
 
 
-def literal(value: str) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
+literal = quote_literal  # a value as a SQL string literal
 
 
 class Columns:

@@ -187,12 +187,12 @@ def test_a_failed_write_keeps_the_previous_report(syn, tmp_path, monkeypatch):
     out = tmp_path / "out"
     write_report(syn.root, INCIDENT, out, formats="json")
     before = (out / "report.json").read_bytes()
-    import postmortem.reports.api as api
+    import postmortem.atomic as atomic  # the one atomic writer the reports use
 
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(api.os, "fsync", boom)
+    monkeypatch.setattr(atomic.os, "fsync", boom)
     with pytest.raises(OSError):
         write_report(syn.root, INCIDENT, out, formats="json")
     assert (out / "report.json").read_bytes() == before
