@@ -8,7 +8,7 @@ PIP    := $(VENV)/bin/pip
 STAMP_PY   := $(VENV)/.installed
 STAMP_NPM  := node_modules/.installed
 
-.PHONY: setup demo test bench clean contracts browser
+.PHONY: setup demo test test-fast bench clean contracts browser
 
 setup: $(STAMP_PY) $(STAMP_NPM) contracts
 
@@ -52,6 +52,12 @@ test: setup browser
 	@$(PY) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
+# The tests that need no local chain (about two minutes on 2 cores): `chain` marks the others.
+test-fast: $(STAMP_PY)
+	@$(PY) -m pytest -q -m "not chain and not slow" $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+
+# Every benchmark beside its baseline; BENCH=full for the goal sizes (see benchmarks/README.md).
 bench: setup
 	$(PY) benchmarks/run_all.py
 

@@ -101,3 +101,14 @@ def warehouse_rows(root: Path, skip: tuple[str, ...] = ("runs", "warehouse_files
         rows = con.execute(f"select * from read_parquet('{ds_dir}/*.parquet', union_by_name=true)").fetchall()
         out[name] = sorted(rows, key=repr)
     return out
+
+
+# Fixtures that start or need a local anvil: a test using any of them is a chain test, whatever its
+# module says, so `make test-fast` (-m "not chain and not slow") never waits for a chain.
+CHAIN_FIXTURES = {"node", "incident_chain", "small_chain", "incident_warehouse"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if CHAIN_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.chain)

@@ -169,3 +169,46 @@ def test_multicall3_aggregate3(twin):
     assert results[0][1] == bytes(direct)
     # The price the solver derived for that block.
     assert decode(["uint256"], bytes(direct))[0] == twin["scenario"]["solved"]["wsteth_price_by_block"]["24626861"]
+
+
+CORE_POOL = "0x87870bca3f3fd6335c3f4ce8392d69350b4fa4e2"
+PRIME_POOL = "0x4e033931ad43597d96d6bcc25c280717730b58b1"
+WSTETH = "0x7f39c581f595b53c5cb19bd0b3f8da6c935e2ca0"
+
+
+def test_the_real_catalog_entry_runs_unchanged_on_the_twin(twin, tmp_path):
+    """`postmortem run` of the mainnet catalog entry, exactly as a user with an archive node runs
+    it, then the AIP-style policy: the reimbursement list names the 35 real borrowers."""
+    from click.testing import CliRunner
+
+    from postmortem.cli import _register, cli
+
+    _register()
+    rows = _csv_rows()
+    borrowers = {r["user"].lower() for r in rows}
+    assert len(borrowers) == 35
+    wh, out, out_aip = tmp_path / "wh", tmp_path / "report", tmp_path / "report-aip"
+    runner = CliRunner()
+    res = runner.invoke(cli, ["run", "--incident", "aave-v3-wsteth-capo-2026-03-10", "--rpc-url", twin["url"],
+                              "--warehouse", str(wh), "--out", str(out)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "report.json").read_text())
+    text = (out / "report.html").read_text().lower()
+    for addr in (CORE_POOL, PRIME_POOL, WSTETH, *borrowers):
+        assert addr in text, addr
+    liqs = [tuple(x.values()) for x in json.loads(
+        runner.invoke(cli, ["sql", "--warehouse", str(wh), "--format", "json",
+                            "select block_number, lower(\"user\") as u from liquidations order by 1"]).output)]
+    assert len(liqs) == 49 and {u for _b, u in liqs} == borrowers
+    verdicts = runner.invoke(cli, ["sql", "--warehouse", str(wh), "--format", "csv",
+                                   "select verdict, count(*) as n from verdicts group by 1"]).output
+    assert "wrongly_eligible,49" in verdicts.replace(" ", ""), verdicts
+    assert report  # the JSON document parses
+
+    res = runner.invoke(cli, ["report", "--incident", "aave-v3-wsteth-capo-2026-03-10", "--warehouse", str(wh),
+                              "--out", str(out_aip), "--rate-gap", "0.034991439125", "--bonus-bps", "100",
+                              "--scope", "wrongly-eligible"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    with open(out_aip / "reimbursements.csv") as f:
+        listed = {r["user"].lower() for r in csv.DictReader(f)}
+    assert listed == borrowers
