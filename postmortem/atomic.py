@@ -25,17 +25,9 @@ def temp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
-def fsync_dir(path: Path) -> None:
-    """Flush a folder's entries: a rename or a new file is only durable once this returns."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_file(path: Path) -> None:
-    """Flush a written file's bytes to disk."""
+def fsync_path(path: Path) -> None:
+    """Flush a file's bytes, or a folder's entries, to disk (a rename or a new file is only
+    durable once its folder is flushed)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -63,12 +55,12 @@ def replacing(path: Path | str, *, tmp: Path | str | None = None) -> Iterator[Pa
     tmp = Path(tmp) if tmp is not None else temp_path(path)
     try:
         yield tmp
-        fsync_file(tmp)
+        fsync_path(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    fsync_path(path.parent)
 
 
 def write_bytes(path: Path | str, data: bytes, *, tmp: Path | str | None = None) -> None:

@@ -17,7 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from postmortem.atomic import fsync_dir, write_all
+from postmortem.atomic import fsync_path, write_all
 
 
 def utc_now() -> str:
@@ -84,7 +84,7 @@ class JsonLines:
         finally:
             os.close(fd)
         if created:
-            fsync_dir(self.path.parent)
+            fsync_path(self.path.parent)
 
     def load(self) -> list[dict]:
         """All records parsed so far plus any new complete lines; a reset if the file was replaced."""

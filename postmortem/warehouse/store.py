@@ -147,11 +147,6 @@ class StoreMixin:
         """
         return self._invalidate_path(self.chunk_path(chain_id, dataset, start, end), reason)
 
-    def invalidate_output(self, chain_id: int, table: str, incident_id: str, run_id: str,
-                          reason: str = "invalidated") -> bool:
-        """Withdraw one output file (see ``invalidate``)."""
-        return self._invalidate_path(self.output_path(chain_id, table, incident_id, run_id), reason)
-
     def _invalidate_path(self, path: Path, reason: str) -> bool:
         rel = self._rel(path)
         with self._writing(f"invalidate {rel}"):
@@ -161,7 +156,7 @@ class StoreMixin:
             existed = path.exists()
             path.unlink(missing_ok=True)
             if existed:
-                atomic.fsync_dir(path.parent)
+                atomic.fsync_path(path.parent)
             return known or existed
 
 
