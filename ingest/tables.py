@@ -132,3 +132,10 @@ def register_docs() -> None:
     register_table("holder_transfers", "aToken / debt-token Transfer logs since users_since (to find holders)", [
         col("block_number", pa.int64(), "Block", UNIT_BLOCK), col("log_index", pa.int32(), "Log index"),
         col("address", pa.string(), "Token"), col("from_address", pa.string(), "From"), col("to_address", pa.string(), "To")])
+    register_table("undecoded", "Logs whose topic0 is a known event but whose layout is not (never a typed row)", [
+        col("block_number", pa.int64(), "Block", UNIT_BLOCK), col("block_hash", pa.string(), "Block hash"),
+        col("transaction_hash", pa.string(), "Transaction"), col("transaction_index", pa.int32(), "Position in the block"),
+        col("log_index", pa.int32(), "Log index"), col("address", pa.string(), "Contract that emitted the log"),
+        col("topic0", pa.binary(32), "Event signature hash"), col("event", pa.string(), "The event its topic0 names"),
+        col("reason", pa.string(), "Why it does not decode: topic count, data length, or the field that does not fit")],
+        KIND_CHUNKED)
