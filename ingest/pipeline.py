@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from postmortem.ingest import discovery, snapshots
+from postmortem.ingest.calls import multicall_batch_of
 from postmortem.ingest.decode import decode_logs, raw_logs_from_rpc
 from postmortem.ingest.events import TABLE_SCHEMAS
 from postmortem.ingest.ranges import fetch_logs
@@ -54,11 +55,40 @@ class IngestPlan:
     price_grid: int
     incident_id: str | None
     revisions: dict[str, str]
+    users: str = "all"  # the users whose start positions are read: "incident" or "all" (USER_SCOPES)
+    mispriced: dict[str, str | None] | None = None  # symbol -> asset address (if the incident names it)
+
+
+USER_SCOPES = ("incident", "all")
+
+
+def users_scope(incident: Incident | None, users: str | None) -> tuple[str, dict[str, str | None]]:
+    """The scope of the start snapshot and the mispriced assets it is built around.
+
+    ``incident``: the holders of the incident's mispriced (``[true_price]``) assets at the start
+    plus every user in the window's logs; ``all``: every user who ever held a market token
+    since ``users_since``. Default: ``incident`` when the incident names a mispriced asset,
+    else ``all``."""
+    mispriced: dict[str, str | None] = {}
+    if incident is not None:
+        assets = {str(k): str(v).lower() for k, v in (incident.raw.get("assets") or {}).items()}
+        mispriced = {sym: assets.get(sym) for sym in (incident.true_price or {})}
+    if users is None:
+        users = "incident" if mispriced else "all"
+    if users not in USER_SCOPES:
+        raise PostmortemError(f"--users {users!r} is not a scope; give --users incident or --users all")
+    if users == "incident" and not mispriced:
+        raise PostmortemError(
+            "--users incident needs an incident whose [true_price] names the mispriced asset; give --incident ID, "
+            "or --users all to read every user of the markets"
+        )
+    return users, mispriced
 
 
 def _plan(client: RpcClient, *, incident: Incident | None, pools: list[str] | None, from_block, to_block,
-          users_since, price_grid, allow_unfinalized: bool) -> IngestPlan:
+          users_since, price_grid, allow_unfinalized: bool, users: str | None = None) -> IngestPlan:
     # Everything that can be checked without the node is checked first.
+    scope, mispriced = users_scope(incident, users)
     if incident is not None:
         pool_map = dict(incident.pools)
         from_block = incident.from_block if from_block is None else from_block
@@ -104,7 +134,7 @@ def _plan(client: RpcClient, *, incident: Incident | None, pools: list[str] | No
                 "--allow-unfinalized to ingest blocks that a reorg may still replace"
             )
     return IngestPlan(chain_id, pool_map, int(from_block), int(to_block), int(users_since or 0),
-                      int(price_grid or 0), incident.id if incident else None, {})
+                      int(price_grid or 0), incident.id if incident else None, {}, scope, mispriced)
 
 
 def _chunks(a: int, b: int, size: int) -> list[tuple[int, int]]:
@@ -117,13 +147,24 @@ def _chunks(a: int, b: int, size: int) -> list[tuple[int, int]]:
 
 
 class _Progress:
-    def __init__(self, total: int, desc: str, enabled: bool | None):
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+    """Progress of one stage on stderr.
+
+    ``enabled`` True: a live bar (tqdm) from the stage's first moment; False: nothing; None:
+    the bar when stderr is a terminal, else one plain line when the stage ends
+    (``ingest: <stage> done in S s: <note>``), so a log file still says what happened."""
+
+    def __init__(self, total: int | None, desc: str, enabled: bool | None, unit: str = "blk"):
+        tty = sys.stderr.isatty()
+        self.mode = ("bar" if tty else "lines") if enabled is None else ("bar" if enabled else "off")
+        self.enabled = self.mode == "bar"
+        self.desc = desc
+        self.t0 = time.monotonic()
         self.bar = None
-        if self.enabled:
+        if self.mode == "bar":
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, desc=desc, unit="blk", unit_scale=True, file=sys.stderr, dynamic_ncols=True)
+            self.bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=True, file=sys.stderr, dynamic_ncols=True)
+            self.bar.refresh()  # shown at once, before the first unit of work is done
 
     def update(self, n: int, **post) -> None:
         if self.bar:
@@ -131,9 +172,25 @@ class _Progress:
             if post:
                 self.bar.set_postfix(post, refresh=False)
 
-    def close(self) -> None:
+    def close(self, note: str = "") -> None:
+        """End the stage; ``note`` (counts) goes on its plain line."""
+        if self.bar:
+            if note:
+                self.bar.set_postfix_str(note, refresh=False)
+            self.bar.close()
+            self.bar = None
+        elif self.mode == "lines":
+            seconds = time.monotonic() - self.t0
+            print(f"ingest: {self.desc} done in {seconds:.1f} s{': ' + note if note else ''}", file=sys.stderr,
+                  flush=True)
+            self.mode = "off"
+
+    def end(self) -> None:
+        """Leave the stage without a "done" line (it failed or was interrupted)."""
         if self.bar:
             self.bar.close()
+            self.bar = None
+        self.mode = "off"
 
 
 def ingest(
@@ -152,33 +209,82 @@ def ingest(
     allow_unfinalized: bool = False,
     progress: bool | None = None,
     max_batch: int = 100,
+    users: str | None = None,
+    multicall_batch: int | None = None,
 ) -> dict:
-    """Ingest ``[from_block, to_block]`` of the given markets; returns the run summary."""
+    """Ingest ``[from_block, to_block]`` of the given markets; returns the run summary.
+
+    ``users``: whose start positions are read, ``"incident"`` (default for an incident that
+    names its mispriced asset) or ``"all"`` (see ``users_scope``). ``multicall_batch``: reads
+    per Multicall3 ``aggregate3`` call (0 = never use Multicall3). The summary, also recorded
+    in ``runs``, carries the run's ``cost`` (see ``cost_record``)."""
     t0 = time.monotonic()
     started = datetime.now(timezone.utc)
     inc = load_incident(incident) if isinstance(incident, str) else incident
     client = RpcClient(rpc_url, requests_per_second=requests_per_second, max_concurrency=max_concurrency,
                        max_batch=max_batch)
+    if multicall_batch is not None:
+        client.multicall_batch = int(multicall_batch)
+    stages: dict[str, float] = {}
     try:
-        plan = _plan(client, incident=inc, pools=pools, from_block=from_block, to_block=to_block,
-                     users_since=users_since, price_grid=price_grid, allow_unfinalized=allow_unfinalized)
+        connect = _Progress(None, "connect", progress, unit="call")
+        try:
+            plan = _plan(client, incident=inc, pools=pools, from_block=from_block, to_block=to_block,
+                         users_since=users_since, price_grid=price_grid, allow_unfinalized=allow_unfinalized,
+                         users=users)
+        except BaseException:
+            connect.end()
+            raise
+        connect.close(f"chain {plan.chain_id}, blocks {plan.from_block}..{plan.to_block}, users: {plan.users}")
+        stages["connect"] = round(time.monotonic() - t0, 3)
         wh = Warehouse(Path(warehouse))
         ingest_tables.register_docs()
         with wh.lock(f"postmortem ingest {plan.from_block}..{plan.to_block}"):
             summary = _run(client, wh, plan, chunk_size or DEFAULT_CHUNK, progress,
-                           revisions=(inc.raw.get("revisions", {}) if inc else {}))
+                           revisions=(inc.raw.get("revisions", {}) if inc else {}), stages=stages)
+            t_cat = time.monotonic()
             wh.refresh_catalog()
+            stages["catalog"] = round(time.monotonic() - t_cat, 3)
             params = {"rpc_url": redact_url(rpc_url), "incident": plan.incident_id, "pools": plan.pools,
                       "from_block": plan.from_block, "to_block": plan.to_block, "chunk_size": chunk_size or DEFAULT_CHUNK,
-                      "users_since": plan.users_since, "price_grid": plan.price_grid,
-                      "requests_per_second": requests_per_second, "max_concurrency": max_concurrency}
+                      "users_since": plan.users_since, "price_grid": plan.price_grid, "users": plan.users,
+                      "requests_per_second": requests_per_second, "max_concurrency": max_concurrency,
+                      "batch_size": max_batch, "multicall_batch": multicall_batch_of(client)}
             summary["rpc"] = client.stats()
             summary["seconds"] = round(time.monotonic() - t0, 3)
+            summary["cost"] = cost_record(summary["rpc"], stages, summary["seconds"])
             wh.record_run("ingest", params, summary, run_id=uuid.uuid4().hex[:12], started_at=started,
                           finished_at=datetime.now(timezone.utc))
         return {"chain_id": plan.chain_id, "from_block": plan.from_block, "to_block": plan.to_block, **summary}
     finally:
         client.close()
+
+
+def cost_record(rpc: dict, stages: dict[str, float], seconds: float) -> dict:
+    """What a run cost the node, flat and named for ``runs`` (``summary.cost``): HTTP requests
+    and JSON-RPC calls (those inside batches counted one by one), ``eth_getLogs`` calls, ranges
+    answered and logs received, ``eth_call``s and the reads they carried (Multicall3 sub-reads
+    counted), bytes received and sent, retries by cause, and wall time per stage [s]."""
+    by = rpc.get("calls_by_method") or {}
+    return {
+        "requests": int(rpc.get("requests", 0)),
+        "calls": int(rpc.get("calls", 0)),
+        "getlogs_calls": int(by.get("eth_getLogs", 0)),
+        "getlogs_ranges": int(rpc.get("getlogs_ranges", 0)),
+        "logs_received": int(rpc.get("logs_received", 0)),
+        "eth_calls": int(by.get("eth_call", 0)),
+        "reads": int(rpc.get("reads", 0)),
+        "multicall_calls": int(rpc.get("multicall_calls", 0)),
+        "multicall_reads": int(rpc.get("multicall_reads", 0)),
+        "bytes_received": int(rpc.get("bytes_received", 0)),
+        "bytes_sent": int(rpc.get("bytes_sent", 0)),
+        "retries": int(rpc.get("retries", 0)),
+        "retries_by_cause": {k[len("retries_"):]: int(v) for k, v in sorted(rpc.items())
+                             if k.startswith("retries_") and v},
+        "rate_limit_waited_s": float(rpc.get("waited_seconds", 0.0)),
+        "stage_seconds": dict(stages),
+        "seconds": seconds,
+    }
 
 
 def _heal(wh: Warehouse, chain: int) -> list[str]:
@@ -198,59 +304,104 @@ def _heal(wh: Warehouse, chain: int) -> list[str]:
 _START_DATASETS = {"reserve_states_at_start", "emode_categories", "positions_at_start"}
 
 
-def _start_complete(wh: Warehouse, chain: int, since: int, start_block: int, chunk_size: int) -> bool:
-    """The start snapshot and the holder scan it was built from are all there (a repaired
-    ``holder_transfers`` chunk makes the start be built again, resuming the scan)."""
+def _start_complete(wh: Warehouse, chain: int, plan: IngestPlan, start_block: int, chunk_size: int,
+                    tokens: list[str]) -> bool:
+    """The start snapshot and the holder scan it was built from are all there, built for this
+    scope (``users_scope`` in the snapshot's manifest meta; for ``incident`` also over a window
+    reaching ``to_block``), so another scope never reuses it (a repaired ``holder_transfers``
+    chunk makes the start be built again, resuming the scan)."""
     if not wh.is_chunk_complete(chain, "positions_at_start", start_block, start_block):
         return False
+    meta = wh.record_for(chain, "positions_at_start", start_block, start_block).meta or {}
+    if meta.get("users_scope", "all") != plan.users:
+        return False
+    if plan.users == "incident" and int(meta.get("to_block", -1)) < plan.to_block:
+        return False  # the window's users were taken from a shorter window
+    since = plan.users_since
     if start_block < since:
         return True
-    return all(wh.is_complete(chain, "holder_transfers", s, e)
+    return all(_holder_chunk_ok(wh, chain, s, e, tokens)
                for s, e in _chunks(since, start_block, _holder_chunk_size(chunk_size)))
+
+
+def _holder_chunk_ok(wh: Warehouse, chain: int, s: int, e: int, tokens: list[str]) -> bool:
+    """The holder-scan chunk is there and scanned (at least) these tokens; a chunk without a
+    token list predates scopes and scanned every market token."""
+    if not wh.is_complete(chain, "holder_transfers", s, e):
+        return False
+    scanned = (wh.record_for(chain, "holder_transfers", s, e).meta or {}).get("tokens")
+    return scanned is None or set(tokens) <= set(scanned)
 
 
 def _holder_chunk_size(chunk_size: int) -> int:
     return max(chunk_size, 50_000)
 
 
-def _run(client: RpcClient, wh: Warehouse, plan: IngestPlan, chunk_size: int, progress, revisions) -> dict:
+def mispriced_reserves(markets, plan: IngestPlan) -> list[tuple]:
+    """(market, reserve) of every mispriced asset (by address if the incident names it, else by
+    symbol) in the markets."""
+    out = []
+    for m in markets:
+        for r in m.reserves:
+            for sym, addr in (plan.mispriced or {}).items():
+                if (addr and r["asset"] == addr) or (not addr and r["symbol"] == sym):
+                    out.append((m, r))
+    if plan.users == "incident" and not out:
+        names = ", ".join(sorted(plan.mispriced or {})) or "none"
+        raise PostmortemError(
+            f"the incident's mispriced asset ({names}) is not a reserve of the markets ingested; check the "
+            "incident's [true_price] and [assets], or pass --users all"
+        )
+    return out
+
+
+def scan_tokens(markets, plan: IngestPlan) -> list[str]:
+    """Tokens whose Transfer logs the holder scan reads: the mispriced reserves' aToken and
+    variable-debt token (``incident``), or every market token (``all``)."""
+    if plan.users == "incident":
+        pairs = mispriced_reserves(markets, plan)
+        return sorted({t for _, r in pairs for t in (r["a_token"], r["variable_debt_token"])})
+    return sorted({t for m in markets for r in m.reserves for t in (r["a_token"], r["variable_debt_token"])})
+
+
+def _run(client: RpcClient, wh: Warehouse, plan: IngestPlan, chunk_size: int, progress, revisions,
+         stages: dict[str, float] | None = None) -> dict:
+    stages = stages if stages is not None else {}
     chain = plan.chain_id
     a, b = plan.from_block, plan.to_block
+    t = time.monotonic()
     repaired = _heal(wh, chain)
     for note in repaired:
         print(f"postmortem: damaged warehouse file: {note} (this run re-fetches that chunk)", file=sys.stderr)
-    markets = discovery.discover(client, plan.pools, b, revisions)
-    _write(wh, chain, "markets", b, b, discovery.markets_table(markets, b))
-    _write(wh, chain, "reserves", b, b, discovery.reserves_table(markets))
+    stages["verify"] = round(time.monotonic() - t, 3)
+    t = time.monotonic()
+    disc = _Progress(None, "discovery", progress, unit="market")
+    try:
+        markets = discovery.discover(client, plan.pools, b, revisions)
+        _write(wh, chain, "markets", b, b, discovery.markets_table(markets, b))
+        _write(wh, chain, "reserves", b, b, discovery.reserves_table(markets))
+        tokens = scan_tokens(markets, plan)
+    except BaseException:
+        disc.end()
+        raise
+    disc.close(f"{len(markets)} markets, {sum(len(m.reserves) for m in markets)} reserves")
+    stages["discovery"] = round(time.monotonic() - t, 3)
     addresses = discovery.log_addresses(markets)
     token_decimals = {}
     token_asset = {}
     for m in markets:
         for r in m.reserves:
-            for t in (r["asset"], r["a_token"], r["variable_debt_token"]):
-                token_decimals[t] = r["decimals"]
+            for tk in (r["asset"], r["a_token"], r["variable_debt_token"]):
+                token_decimals[tk] = r["decimals"]
             token_asset[r["a_token"]] = r["asset"]
             token_asset[r["variable_debt_token"]] = r["asset"]
 
     counts = {"chunks": 0, "chunks_skipped": 0, "chunks_refetched_reorg": 0, "logs": 0, "logs_fetched": 0,
               "blocks": 0, "reads": 0,
-              "damaged_files_repaired": len(repaired)}
-    # -- the start --------------------------------------------------------------------------
-    start_block = a - 1
-    if not _start_complete(wh, chain, plan.users_since, start_block, chunk_size):
-        header = client.call("eth_getBlockByNumber", [hex(start_block), False])
-        ts = int(header["timestamp"], 16)
-        _write(wh, chain, "reserve_states_at_start", start_block, start_block,
-               snapshots.reserve_states(client, markets, start_block, ts))
-        _write(wh, chain, "emode_categories", start_block, start_block,
-               snapshots.emode_categories(client, markets, start_block))
-        holders = _holders(client, wh, chain, markets, plan.users_since, start_block, chunk_size, progress)
-        # Written last, listing the other start datasets: the start is complete only with all of them.
-        _write(wh, chain, "positions_at_start", start_block, start_block,
-               snapshots.positions(client, markets, holders, start_block),
-               {CHUNK_DATASETS_KEY: sorted(_START_DATASETS - {"positions_at_start"})})
+              "damaged_files_repaired": len(repaired), "users_scope": plan.users}
 
     # -- reorg check on completed chunks (one batch of headers) ----------------------------
+    t = time.monotonic()
     chunks = _chunks(a, b, chunk_size)
     complete = []
     logs_in_done: dict[tuple[int, int], int] = {}
@@ -269,7 +420,8 @@ def _run(client: RpcClient, wh: Warehouse, plan: IngestPlan, chunk_size: int, pr
         else:
             done.append((s, e))
 
-    bar = _Progress(b - a + 1, "ingest", progress)
+    # -- the window, chunk by chunk -----------------------------------------------------------
+    bar = _Progress(b - a + 1, "window", progress)
     try:
         for s, e in chunks:
             if (s, e) in done:
@@ -286,8 +438,48 @@ def _run(client: RpcClient, wh: Warehouse, plan: IngestPlan, chunk_size: int, pr
             counts["blocks"] += n_blocks
             counts["reads"] += n_reads
             bar.update(e - s + 1, logs=counts["logs"])
-    finally:
-        bar.close()
+    except BaseException:
+        bar.end()
+        raise
+    bar.close(f"blocks {a}..{b}, {counts['logs']} logs, {counts['chunks']} chunks fetched, "
+              f"{counts['chunks_skipped']} already complete")
+    stages["window"] = round(time.monotonic() - t, 3)
+
+    # -- the start (after the window: the incident scope needs the window's users) -------------
+    start_block = a - 1
+    if not _start_complete(wh, chain, plan, start_block, chunk_size, tokens):
+        t = time.monotonic()
+        header = client.call("eth_getBlockByNumber", [hex(start_block), False])
+        ts = int(header["timestamp"], 16)
+        _write(wh, chain, "reserve_states_at_start", start_block, start_block,
+               snapshots.reserve_states(client, markets, start_block, ts))
+        _write(wh, chain, "emode_categories", start_block, start_block,
+               snapshots.emode_categories(client, markets, start_block))
+        stages["start_state"] = round(time.monotonic() - t, 3)
+        t = time.monotonic()
+        holders = _holders(client, wh, chain, markets, plan.users_since, start_block, chunk_size, progress, tokens)
+        stages["holders"] = round(time.monotonic() - t, 3)
+        t = time.monotonic()
+        pos_bar = _Progress(None, "positions", progress, unit="user")
+        try:
+            if plan.users == "incident":
+                wanted = _incident_users(wh, chain, markets, plan, holders, a, b)
+                table = snapshots.scoped_positions(client, markets, wanted, start_block)
+                counts["scope_users"] = len({u for users in wanted.values() for u in users})
+            else:
+                table = snapshots.positions(client, markets, holders, start_block)
+                counts["scope_users"] = len({u for users in holders.values() for u in users})
+        except BaseException:
+            pos_bar.end()
+            raise
+        # Written last, listing the other start datasets: the start is complete only with all of them.
+        _write(wh, chain, "positions_at_start", start_block, start_block, table,
+               {CHUNK_DATASETS_KEY: sorted(_START_DATASETS - {"positions_at_start"}), "users_scope": plan.users,
+                "to_block": b, "holder_tokens": tokens})
+        counts["positions_at_start"] = table.num_rows
+        pos_bar.close(f"{counts['scope_users']} users ({plan.users} scope), {table.num_rows} positions at block "
+                      f"{start_block}")
+        stages["positions"] = round(time.monotonic() - t, 3)
     return counts
 
 
@@ -308,27 +500,35 @@ def _write(wh: Warehouse, chain: int, dataset: str, s: int, e: int, table: pa.Ta
     wh.write_chunk(chain, dataset, s, e, table, meta or {})
 
 
-def _holders(client, wh, chain, markets, since: int, until: int, chunk_size: int, progress) -> dict[str, set[str]]:
-    """Users who held each aToken / debt token at some point in ``[since, until]``, from the
-    tokens' ``Transfer`` logs (kept as the ``holder_transfers`` dataset, resumable)."""
-    tokens = sorted({t for m in markets for r in m.reserves for t in (r["a_token"], r["variable_debt_token"])})
+def _holders(client, wh, chain, markets, since: int, until: int, chunk_size: int, progress,
+             tokens: list[str] | None = None) -> dict[str, set[str]]:
+    """Users who held each of ``tokens`` (default: every aToken / debt token) at some point in
+    ``[since, until]``, from the tokens' ``Transfer`` logs (kept as the ``holder_transfers``
+    dataset, resumable; each chunk's meta lists the tokens it scanned, so a scan of fewer tokens
+    is never taken for a scan of more)."""
+    if tokens is None:
+        tokens = sorted({t for m in markets for r in m.reserves for t in (r["a_token"], r["variable_debt_token"])})
     holders: dict[str, set[str]] = {t: set() for t in tokens}
     if until < since:
         return holders
     size = _holder_chunk_size(chunk_size)
     bar = _Progress(until - since + 1, "holders", progress)
+    n_logs = 0
     try:
         for s, e in _chunks(since, until, size):
-            if not wh.is_complete(chain, "holder_transfers", s, e):
+            if not _holder_chunk_ok(wh, chain, s, e, tokens):
                 _supersede_one(wh, chain, "holder_transfers", s, e)
+                wh.invalidate(chain, "holder_transfers", s, e, reason="holder scan of other tokens")
                 got = fetch_logs(client, addresses=tokens, topics=[TRANSFER_TOPIC], from_block=s, to_block=e)
                 raw = raw_logs_from_rpc([lg for r in got for lg in r.logs])
                 dec = decode_logs(raw, strict=False)["transfers"]
                 table = dec.select(["block_number", "log_index", "address", "from_address", "to_address"])
-                _write(wh, chain, "holder_transfers", s, e, table)
+                _write(wh, chain, "holder_transfers", s, e, table, {"tokens": tokens})
+                n_logs += table.num_rows
             bar.update(e - s + 1)
-    finally:
-        bar.close()
+    except BaseException:
+        bar.end()
+        raise
     import duckdb
 
     files = [str(wh.root / r.path) for r in wh.completed_chunks(chain, "holder_transfers")
@@ -337,12 +537,69 @@ def _holders(client, wh, chain, markets, since: int, until: int, chunk_size: int
         con = duckdb.connect()
         rows = con.execute(
             "select distinct address, u from (select address, from_address u from read_parquet(?) "
-            "union all select address, to_address from read_parquet(?)) where u <> ?",
-            [files, files, ZERO],
+            "union all select address, to_address from read_parquet(?)) where u <> ? and list_contains(?, address)",
+            [files, files, ZERO, tokens],
         ).fetchall()
         for token, user in rows:
             holders.setdefault(token, set()).add(user)
+    bar.close(f"blocks {since}..{until}, {len(tokens)} tokens, {n_logs} Transfer logs fetched, "
+              f"{len({u for us in holders.values() for u in us})} holders")
     return holders
+
+
+# Columns of the decoded window tables that name a user, and those that name the reserve touched.
+_USER_COLUMNS = ("user", "on_behalf_of", "to_address", "from_address", "repayer", "liquidator", "caller", "target")
+_ASSET_COLUMNS = ("reserve", "collateral_asset", "debt_asset", "asset")
+_WINDOW_TABLES = ("supplies", "withdraws", "borrows", "repays", "liquidations", "collateral_toggles", "emode_changes",
+                  "deficits", "token_mints", "token_burns", "balance_transfers", "transfers")
+
+
+def window_users(wh: Warehouse, chain: int, a: int, b: int) -> dict[tuple[str, str], set[str]]:
+    """Every user in the window's Pool and token logs: (emitting contract, user) -> the reserves
+    (assets) those logs touch for them (a user with only an eMode change has an empty set)."""
+    import duckdb
+
+    out: dict[tuple[str, str], set[str]] = {}
+    con = duckdb.connect()
+    for ds in _WINDOW_TABLES:
+        files = [str(wh.root / r.path) for r in wh.completed_chunks(chain, ds) if r.start >= a and r.end <= b]
+        if not files:
+            continue
+        cols = {row[0] for row in con.execute("select name from parquet_schema(?)", [files[0]]).fetchall()}
+        users = [c for c in _USER_COLUMNS if c in cols]
+        assets = [c for c in _ASSET_COLUMNS if c in cols] or ["NULL"]
+        parts = [f"select address as c, {u} as u, {x} as x from read_parquet(?)" for u in users for x in assets]
+        if not parts:
+            continue
+        q = " union all ".join(parts)
+        for contract, user, asset in con.execute(
+                f"select distinct c, u, x from ({q}) where u is not null and u <> ?", [files] * len(parts) + [ZERO]
+        ).fetchall():
+            got = out.setdefault((contract, user), set())
+            if asset:
+                got.add(asset)
+    return out
+
+
+def _incident_users(wh, chain, markets, plan: IngestPlan, holders: dict[str, set[str]], a: int, b: int):
+    """pool -> user -> extra assets to read for the incident scope: the holders of the mispriced
+    reserve's tokens (that reserve), and every user of the window in the market whose Pool or
+    tokens logged them (the reserves they touched)."""
+    wanted: dict[str, dict[str, set[str]]] = {m.pool: {} for m in markets}
+    pool_of = {}
+    for m in markets:
+        pool_of[m.pool] = m.pool
+        for r in m.reserves:
+            pool_of[r["a_token"]] = pool_of[r["variable_debt_token"]] = m.pool
+    for m, r in mispriced_reserves(markets, plan):
+        for token in (r["a_token"], r["variable_debt_token"]):
+            for u in holders.get(token, ()):
+                wanted[m.pool].setdefault(u, set()).add(r["asset"])
+    for (contract, u), assets in window_users(wh, chain, a, b).items():
+        pool = pool_of.get(contract)
+        if pool is not None:
+            wanted[pool].setdefault(u, set()).update(assets)
+    return wanted
 
 
 def _supersede_one(wh, chain, ds, s, e):

@@ -112,8 +112,9 @@ def emode_categories(client, markets: list[Market], block: int) -> pa.Table:
 
 
 def positions(client, markets: list[Market], holders: dict[str, set[str]], block: int) -> pa.Table:
-    """Every position at ``block``. ``holders`` maps a token (aToken or debt token) to the
-    users who ever held it; only those (user, token) pairs are read."""
+    """Every position at ``block`` (``--users all``). ``holders`` maps a token (aToken or debt
+    token) to the users who ever held it; only those (user, token) pairs are read, plus every
+    reserve a user's configuration flags."""
     token_owner = {}
     for m in markets:
         for r in m.reserves:
@@ -123,14 +124,7 @@ def positions(client, markets: list[Market], holders: dict[str, set[str]], block
     for token, users in holders.items():
         if token in token_owner:
             users_by_pool.setdefault(token_owner[token][0].pool, set()).update(users)
-    head_reads, head_keys = [], []
-    for m in markets:
-        for u in sorted(users_by_pool.get(m.pool, ())):
-            head_reads += [Read(m.pool, "getUserConfiguration(address)", (u,), block=block),
-                           Read(m.pool, "getUserEMode(address)", (u,), block=block)]
-            head_keys.append((m, u))
-    head = run_reads(client, head_reads)
-    config = {(m.pool, u): (int(head[2 * i] or 0), int(head[2 * i + 1] or 0)) for i, (m, u) in enumerate(head_keys)}
+    config = _user_heads(client, markets, users_by_pool, block)
     bal_reads, bal_keys = [], []
     for token, users in sorted(holders.items()):
         if token not in token_owner:
@@ -153,6 +147,61 @@ def positions(client, markets: list[Market], holders: dict[str, set[str]], block
             for rid, r in by_id.items():
                 if (cfg >> (2 * rid)) & 3:
                     acc.setdefault((m.name, m.pool, u, r["asset"]), {"a": 0, "v": 0, "reserve_id": rid})
+    return _positions_table(acc, config, block)
+
+
+def scoped_positions(client, markets: list[Market], wanted: dict[str, dict[str, set[str]]], block: int) -> pa.Table:
+    """The positions at ``block`` of the users in ``wanted`` (pool -> user -> assets to read
+    beyond those the user's configuration flags), for ``--users incident``.
+
+    Per (pool, user): ``getUserConfiguration`` and ``getUserEMode`` first; then the scaled
+    aToken and debt balances of only the reserves the bitmap names (collateral or borrowing)
+    and the extra assets given (e.g. the mispriced reserve, or reserves the user touched in the
+    window). Same table and rows as ``positions`` for those reserves."""
+    users_by_pool = {pool: set(users) for pool, users in wanted.items()}
+    config = _user_heads(client, markets, users_by_pool, block)
+    bal_reads, bal_keys = [], []
+    for m in markets:
+        by_id = {r["reserve_id"]: r for r in m.reserves}
+        by_asset = {r["asset"]: r for r in m.reserves}
+        for u in sorted(users_by_pool.get(m.pool, ())):
+            cfg = config.get((m.pool, u), (0, 0))[0]
+            kinds: dict[str, set[str]] = {}
+            for rid, r in by_id.items():
+                if (cfg >> (2 * rid)) & 1:
+                    kinds.setdefault(r["asset"], set()).add("v")
+                if (cfg >> (2 * rid + 1)) & 1:
+                    kinds.setdefault(r["asset"], set()).add("a")
+            for a in wanted[m.pool][u]:
+                if a in by_asset:
+                    kinds[a] = {"a", "v"}
+            for a in sorted(kinds):
+                r = by_asset[a]
+                for token, kind in ((r["a_token"], "a"), (r["variable_debt_token"], "v")):
+                    if kind in kinds[a]:
+                        bal_reads.append(Read(token, "scaledBalanceOf(address)", (u,), block=block))
+                        bal_keys.append((m, r, kind, u))
+    bals = run_reads(client, bal_reads)
+    acc: dict[tuple, dict] = {}
+    for (m, r, kind, u), bal in zip(bal_keys, bals):
+        row = acc.setdefault((m.name, m.pool, u, r["asset"]), {"a": 0, "v": 0, "reserve_id": r["reserve_id"]})
+        row[kind] = int(bal or 0)
+    return _positions_table(acc, config, block)
+
+
+def _user_heads(client, markets: list[Market], users_by_pool: dict[str, set[str]], block: int) -> dict:
+    """(pool, user) -> (configuration bitmap, eMode category) at ``block``."""
+    head_reads, head_keys = [], []
+    for m in markets:
+        for u in sorted(users_by_pool.get(m.pool, ())):
+            head_reads += [Read(m.pool, "getUserConfiguration(address)", (u,), block=block),
+                           Read(m.pool, "getUserEMode(address)", (u,), block=block)]
+            head_keys.append((m, u))
+    head = run_reads(client, head_reads)
+    return {(m.pool, u): (int(head[2 * i] or 0), int(head[2 * i + 1] or 0)) for i, (m, u) in enumerate(head_keys)}
+
+
+def _positions_table(acc: dict[tuple, dict], config: dict, block: int) -> pa.Table:
     cols = {k: [] for k in ("market", "pool", "user", "emode_category", "user_configuration", "asset",
                             "scaled_a_token_balance", "scaled_variable_debt", "using_as_collateral", "borrowing")}
     for (market, pool, u, asset), row in sorted(acc.items()):
