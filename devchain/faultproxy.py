@@ -48,6 +48,20 @@ Call-level kinds (per call inside the request; the first rule that fires wins):
   (``style``: infura, alchemy, alchemy_timeout, ankr, others; see ``RESULT_CAP_STYLES``).
 * ``rpc_error``: a JSON-RPC error with ``code``, ``message``, ``data`` (and
   ``http_status`` when the request is a single call), e.g. "missing trie node".
+* ``provider_logs``: a hosted provider's ``eth_getLogs`` rule, Alchemy's by default: a range
+  of at most ``max_range`` blocks (2,000) is always answered, whatever it holds; a wider one
+  is answered when it holds at most ``max_results`` logs (10,000), and refused otherwise with
+  the provider's own text and a range that fits (``style``: see ``RESULT_CAP_STYLES``).
+
+Throughput (request-level, checked before the others):
+
+* ``throughput``: at most ``requests_per_second`` on average (a token bucket holding one
+  second's worth; ``per`` "call" meters each call inside a batch, as hosted providers do, or
+  "request"); a request over it gets HTTP 429 (``style`` as ``http_429``). A batch larger
+  than the bucket is let through when the bucket is full and leaves it in debt.
+
+``hosted_provider_plan()`` gives the plan of a hosted provider: Alchemy's log rule, 25
+requests/s and random 429s.
 
 Determinism: rules are evaluated under one lock, in plan order, each with its own
 ``random.Random`` seeded from (seed, rule index); for a client that sends requests one at a
@@ -70,6 +84,7 @@ import random
 import socket
 import struct
 import threading
+import time
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
@@ -83,6 +98,7 @@ __all__ = [
     "RANGE_CAP_STYLES",
     "RESULT_CAP_STYLES",
     "build_log_chain",
+    "hosted_provider_plan",
     "range_cap_error",
     "result_cap_error",
 ]
@@ -103,8 +119,10 @@ _OPTIONS: dict[str, dict[str, Any]] = {
     "range_cap": {"max_range": 1000, "style": "infura"},
     "result_cap": {"max_results": 10000, "style": "infura"},
     "rpc_error": {"code": -32000, "message": "injected error", "data": None, "http_status": 200},
+    "provider_logs": {"max_range": 2000, "max_results": 10000, "style": "alchemy"},
+    "throughput": {"requests_per_second": 25.0, "per": "call", "style": "alchemy"},
 }
-_CALL_KINDS = {"range_cap", "result_cap", "rpc_error"}
+_CALL_KINDS = {"range_cap", "result_cap", "rpc_error", "provider_logs"}
 _BATCH_KINDS = {"batch_missing_id", "batch_bad_item", "batch_reorder", "batch_limit"}
 MAX_SLOW_SECONDS = 60.0
 MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -134,7 +152,10 @@ class Fault:
             raise ValueError(f"fault {self.kind!r}: every must be >= 1, probability in [0, 1], skip >= 0")
         if self.kind == "range_cap" and self.option("style") not in RANGE_CAP_STYLES:
             raise ValueError(f"range_cap style must be one of {sorted(RANGE_CAP_STYLES)}")
-        if self.kind == "result_cap" and self.option("style") not in RESULT_CAP_STYLES:
+        if self.kind == "throughput" and (float(self.option("requests_per_second")) <= 0
+                                          or self.option("per") not in ("call", "request")):
+            raise ValueError("throughput needs requests_per_second > 0 and per 'call' or 'request'")
+        if self.kind in ("result_cap", "provider_logs") and self.option("style") not in RESULT_CAP_STYLES:
             raise ValueError(f"result_cap style must be one of {sorted(RESULT_CAP_STYLES)}")
         if self.kind == "slow" and not 0 <= float(self.option("delay")) <= MAX_SLOW_SECONDS:
             raise ValueError(f"slow delay must be within [0, {MAX_SLOW_SECONDS}] seconds")
@@ -274,12 +295,42 @@ def result_cap_error(style: str, max_results: int, from_block: int, suggested_to
 # The proxy
 
 
+def hosted_provider_plan(*, requests_per_second: float = 25.0, max_range: int = 2000, max_results: int = 10000,
+                         random_429: float = 0.02, retry_after: float | None = None) -> list[dict[str, Any]]:
+    """A plan that makes the proxy act like a hosted provider (Alchemy-like): eth_getLogs up to
+    ``max_range`` blocks, or any range with at most ``max_results`` logs; ``requests_per_second``
+    metered per call; and a 429 at random on ``random_429`` of the requests."""
+    plan: list[dict[str, Any]] = [
+        {"kind": "throughput", "requests_per_second": requests_per_second, "per": "call"},
+        {"kind": "provider_logs", "max_range": max_range, "max_results": max_results, "style": "alchemy"},
+    ]
+    if random_429:
+        plan.insert(1, {"kind": "http_429", "probability": random_429, "retry_after": retry_after})
+    return plan
+
+
 class _RuleState:
     def __init__(self, fault: Fault, seed: int, index: int) -> None:
         self.fault = fault
         self.rng = random.Random(f"faultproxy:{seed}:{index}")
         self.matched = 0
         self.fired = 0
+        # throughput: a token bucket of one second's worth
+        self.tokens: float | None = None
+        self.last = 0.0
+
+    def over_rate(self, cost: float, now: float) -> bool:
+        """Spend ``cost`` tokens if the bucket allows (caller holds the lock); True when over."""
+        rate = float(self.fault.option("requests_per_second"))
+        burst = max(1.0, rate)
+        if self.tokens is None:
+            self.tokens, self.last = burst, now
+        self.tokens = min(burst, self.tokens + (now - self.last) * rate)
+        self.last = now
+        if self.tokens >= min(cost, burst):
+            self.tokens -= cost  # may go negative: a big batch leaves debt
+            return False
+        return True
 
     def fire(self) -> bool:
         """Count one match and decide whether the fault fires on it (caller holds the lock)."""
@@ -457,6 +508,10 @@ class FaultProxy:
                     continue
                 if f.kind == "batch_limit" and len(calls) <= int(f.option("max_batch")):
                     continue
+                if f.kind == "throughput":
+                    cost = len(calls) if f.option("per") == "call" else 1
+                    if not rule.over_rate(cost, time.monotonic()):
+                        continue
                 if rule.fire():
                     self._fired(request_no, f.kind)
                     return f
@@ -539,8 +594,9 @@ class FaultProxy:
         if kind == "reset":
             self._reset(h)
             return
-        if kind == "http_429":
-            headers = {} if fault.option("retry_after") is None else {"Retry-After": str(fault.option("retry_after"))}
+        if kind in ("http_429", "throughput"):
+            retry_after = fault.option("retry_after") if kind == "http_429" else None
+            headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
             if fault.option("style") == "plain":
                 self._send(h, 429, b"Too Many Requests\n", "text/plain", headers)
             else:
@@ -690,8 +746,11 @@ class FaultProxy:
                 logs = answers[i].get("result") if ranges[i] is not None else None
                 if not isinstance(logs, list):
                     continue
+                width = ranges[i][1] - ranges[i][0] + 1
                 fault = self._pick_call_fault(
-                    calls[i], request_no, {"result_cap"}, lambda f, n=len(logs): n > int(f.option("max_results"))
+                    calls[i], request_no, {"result_cap", "provider_logs"},
+                    lambda f, n=len(logs): n > int(f.option("max_results"))
+                    and (f.kind == "result_cap" or width > int(f.option("max_range"))),
                 )
                 if fault is None:
                     continue
