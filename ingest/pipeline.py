@@ -3,15 +3,22 @@
 Order of work (each step resumable):
 
 1. connect, check the chain id, the range and the node's finality; discover the markets;
-2. the start: reserve states, eMode categories and every position at ``from_block - 1``
-   (holders found from aToken / debt-token ``Transfer`` logs since ``users_since``);
+2. reorg check: a completed chunk whose recorded end-block hash differs from the node's now is
+   invalidated and fetched again;
 3. per block chunk (aligned to ``chunk_size``): logs of every market contract, decoded into
    typed tables, block headers, and oracle / adapter / feed reads at the blocks that matter
    (every block with a log, its parent, the range end, and a grid). Decoded tables and reads
    are written first and the raw ``logs`` chunk last: a chunk whose ``logs`` file is in the
    manifest is complete, and a re-run skips it;
-4. reorg check: a completed chunk whose recorded end-block hash differs from the node's now is
-   invalidated and fetched again.
+4. the start: reserve states, eMode categories and the positions at ``from_block - 1`` of the
+   users in scope (``users_scope``): with ``incident``, the holders of the mispriced reserve
+   (from its own aToken / debt-token ``Transfer`` logs since ``users_since``) and every user
+   of the window's logs (which is why the window comes first); with ``all``, every holder of
+   any market token since ``users_since``.
+
+Each stage shows progress on a terminal from its first moment and prints one plain line when
+it ends if stderr is not a terminal. The run's cost (requests, calls, logs, reads, bytes,
+retries by cause, seconds per stage) is in the summary and the ``runs`` record (``cost``).
 """
 
 from __future__ import annotations
@@ -167,14 +174,14 @@ class _Progress:
             self.bar.refresh()  # shown at once, before the first unit of work is done
 
     def update(self, n: int, **post) -> None:
-        if self.bar:
+        if self.bar is not None:
             self.bar.update(n)
             if post:
                 self.bar.set_postfix(post, refresh=False)
 
     def close(self, note: str = "") -> None:
         """End the stage; ``note`` (counts) goes on its plain line."""
-        if self.bar:
+        if self.bar is not None:
             if note:
                 self.bar.set_postfix_str(note, refresh=False)
             self.bar.close()
@@ -187,7 +194,7 @@ class _Progress:
 
     def end(self) -> None:
         """Leave the stage without a "done" line (it failed or was interrupted)."""
-        if self.bar:
+        if self.bar is not None:
             self.bar.close()
             self.bar = None
         self.mode = "off"
@@ -242,9 +249,6 @@ def ingest(
         with wh.lock(f"postmortem ingest {plan.from_block}..{plan.to_block}"):
             summary = _run(client, wh, plan, chunk_size or DEFAULT_CHUNK, progress,
                            revisions=(inc.raw.get("revisions", {}) if inc else {}), stages=stages)
-            t_cat = time.monotonic()
-            wh.refresh_catalog()
-            stages["catalog"] = round(time.monotonic() - t_cat, 3)
             params = {"rpc_url": redact_url(rpc_url), "incident": plan.incident_id, "pools": plan.pools,
                       "from_block": plan.from_block, "to_block": plan.to_block, "chunk_size": chunk_size or DEFAULT_CHUNK,
                       "users_since": plan.users_since, "price_grid": plan.price_grid, "users": plan.users,
@@ -255,6 +259,8 @@ def ingest(
             summary["cost"] = cost_record(summary["rpc"], stages, summary["seconds"])
             wh.record_run("ingest", params, summary, run_id=uuid.uuid4().hex[:12], started_at=started,
                           finished_at=datetime.now(timezone.utc))
+            # After the record, so that `postmortem sql "select ... from runs"` shows this run too.
+            wh.refresh_catalog()
         return {"chain_id": plan.chain_id, "from_block": plan.from_block, "to_block": plan.to_block, **summary}
     finally:
         client.close()

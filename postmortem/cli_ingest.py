@@ -55,6 +55,15 @@ def timeout_options(f):
     return f
 
 
+def users_option(f):
+    """``--users incident|all``: whose positions at the start are read."""
+    return click.option(
+        "--users", type=click.Choice(["incident", "all"]), default=None,
+        help="Whose positions at the start to read: `incident` = holders of the mispriced asset (from that "
+             "reserve's own token Transfer logs) and every user in the window's logs [default for an incident]; "
+             "`all` = every user who held any market token since --users-since [default for --pool].")(f)
+
+
 def say_connecting(url: str) -> None:
     """A first line on stderr at once, so a slow node is visible from the first second."""
     from postmortem.redact import redact_url
@@ -85,8 +94,13 @@ def say_connecting(url: str) -> None:
 @click.option("--allow-unfinalized", is_flag=True, help="Ingest past the node's finalized block.")
 @click.option("--batch-size", type=click.IntRange(1, 1000), default=100, show_default=True,
               help="Calls per JSON-RPC batch (Erigon allows 100 by default).")
+@users_option
+@click.option("--multicall-batch", type=click.IntRange(0, 2000), default=None, metavar="N",
+              help="Reads per Multicall3 aggregate3 eth_call where Multicall3 is deployed [default: 250]; "
+                   "0 = plain eth_call batches only.")
 def ingest_cmd(rpc_url, incident, pools, from_block, to_block, warehouse, requests_per_second, timeout, retries,
-               max_concurrency, chunk_size, users_since, price_grid, allow_unfinalized, batch_size) -> None:
+               max_concurrency, chunk_size, users_since, price_grid, allow_unfinalized, batch_size, users,
+               multicall_batch) -> None:
     """Pull a block range from a JSON-RPC node into the warehouse.
 
     \b
@@ -116,10 +130,62 @@ def ingest_cmd(rpc_url, incident, pools, from_block, to_block, warehouse, reques
         summary = ingest(url, incident=incident, pools=list(pools) or None, from_block=from_block, to_block=to_block,
                          warehouse=warehouse, requests_per_second=requests_per_second, max_concurrency=max_concurrency,
                          chunk_size=chunk_size, users_since=users_since, price_grid=price_grid,
-                         allow_unfinalized=allow_unfinalized, max_batch=batch_size)
+                         allow_unfinalized=allow_unfinalized, max_batch=batch_size, users=users,
+                         multicall_batch=multicall_batch)
+    cost = summary["cost"]
     click.echo(f"ingested blocks {summary['from_block']}..{summary['to_block']} of chain {summary['chain_id']}: "
                f"{summary['logs']} logs, {summary['chunks']} chunks written, {summary['chunks_skipped']} already complete, "
                f"{summary['rpc']['calls']} calls in {summary['seconds']} s -> {warehouse}")
+    click.echo(f"cost: {cost['requests']} HTTP requests, {cost['calls']} calls ({cost['getlogs_calls']} eth_getLogs, "
+               f"{cost['eth_calls']} eth_call with {cost['reads']} reads), {cost['logs_received']} logs, "
+               f"{cost['bytes_received']:,} bytes received, {cost['retries']} retries; users: {summary['users_scope']}")
+
+
+@cli.command("plan")
+@click.option("--incident", required=True, help="Incident id from the catalog (`postmortem incidents`).")
+@click.option("--rpc-url", help="JSON-RPC URL; default $POSTMORTEM_RPC_URL, or the devchain's for devchain-* incidents.")
+@click.option("--requests-per-second", type=click.FloatRange(min=0.01), default=None,
+              help="The rate the run will be held to (a batch counts each call); the time is estimated at it.")
+@users_option
+@click.option("--from-block", type=click.IntRange(min=1), help="Override the incident's first block.")
+@click.option("--to-block", type=click.IntRange(min=1), help="Override the incident's last block.")
+@click.option("--batch-size", type=click.IntRange(1, 1000), default=100, show_default=True,
+              help="Calls per JSON-RPC batch, as the run will use.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Print the plan as text or JSON.")
+@timeout_options
+def plan_cmd(incident, rpc_url, requests_per_second, users, from_block, to_block, batch_size, fmt, timeout,
+             retries) -> None:
+    """Estimate what an ingest will cost before running it: requests, reads, data, time.
+
+    Asks the node only what is cheap (chain id, head, finalized block, the markets, a few
+    sampled eth_getLogs ranges) and writes nothing.
+
+    \b
+    Examples:
+      postmortem plan --incident aave-v3-wsteth-capo-2026-03-10 --rpc-url "$RPC" --requests-per-second 25
+      postmortem plan --incident aave-v3-wsteth-capo-2026-03-10 --users all --format json
+    """
+    run_plan(incident, rpc_url, requests_per_second=requests_per_second, users=users, from_block=from_block,
+             to_block=to_block, batch_size=batch_size, fmt=fmt, timeout=timeout, retries=retries)
+
+
+def run_plan(incident, rpc_url, *, requests_per_second=None, users=None, from_block=None, to_block=None,
+             batch_size=100, fmt="text", timeout=None, retries=None, devchain_dir=None) -> dict:
+    """``postmortem plan`` and ``postmortem run --dry-run``: print the estimate, return it."""
+    from postmortem.incidents import load_incident
+    from postmortem.ingest.plan import estimate, render
+    from postmortem.ingest.rpc import client_defaults
+
+    check_incident(incident)
+    url = _rpc_url(rpc_url, incident)
+    inc = load_incident(incident, devchain_dir=devchain_dir)
+    allow = inc.finality == "latest"
+    with client_defaults(timeout=timeout, retries=retries):
+        p = estimate(url, incident=inc, users=users, requests_per_second=requests_per_second, from_block=from_block,
+                     to_block=to_block, max_batch=batch_size, allow_unfinalized=allow)
+    click.echo(json.dumps(p, indent=1) if fmt == "json" else render(p))
+    return p
 
 
 @cli.command("sql")

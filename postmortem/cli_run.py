@@ -8,7 +8,7 @@ import click
 
 from postmortem.cli import cli
 from postmortem.cli import WAREHOUSE_OPT
-from postmortem.cli_ingest import _rpc_url, check_incident, say_connecting, timeout_options
+from postmortem.cli_ingest import _rpc_url, check_incident, run_plan, say_connecting, timeout_options, users_option
 from postmortem.paths import DEFAULT_REPORTS
 from postmortem.pipeline import run_incident
 
@@ -22,7 +22,11 @@ from postmortem.pipeline import run_incident
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Report folder.")
 @click.option("--requests-per-second", type=click.FloatRange(min=0.01), default=None, help="Cap on RPC calls per second.")
 @timeout_options
-def run_cmd(incident, rpc_url, from_block, to_block, warehouse, out_dir, requests_per_second, timeout, retries) -> None:
+@users_option
+@click.option("--dry-run", is_flag=True,
+              help="Print the plan (expected requests, reads, data, time; as `postmortem plan`) and stop.")
+def run_cmd(incident, rpc_url, from_block, to_block, warehouse, out_dir, requests_per_second, timeout, retries,
+            users, dry_run) -> None:
     """Ingest, replay and report one incident, resumably.
 
     \b
@@ -36,11 +40,16 @@ def run_cmd(incident, rpc_url, from_block, to_block, warehouse, out_dir, request
     from postmortem.ingest.rpc import client_defaults
 
     check_incident(incident)  # before asking for or talking to any node
+    if dry_run:
+        run_plan(incident, rpc_url, requests_per_second=requests_per_second, users=users, from_block=from_block,
+                 to_block=to_block, timeout=timeout, retries=retries)
+        return
     url = _rpc_url(rpc_url, incident)
     say_connecting(url)
     with client_defaults(timeout=timeout, retries=retries):
         out = run_incident(incident, url, warehouse, from_block=from_block, to_block=to_block,
-                           out_dir=out_dir, requests_per_second=requests_per_second)
+                           out_dir=out_dir, requests_per_second=requests_per_second,
+                           users=users)
     _print_headline(out)
 
 

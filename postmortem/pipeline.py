@@ -11,7 +11,7 @@ from pathlib import Path
 
 def run_incident(incident: str, rpc_url: str, warehouse: Path, *, from_block=None, to_block=None,
                  out_dir: Path | None = None, requests_per_second=None, progress=None,
-                 devchain_dir: Path | None = None) -> dict:
+                 devchain_dir: Path | None = None, users: str | None = None) -> dict:
     """Ingest, replay and report one incident; each stage resumes or is cheap to redo.
     ``devchain_dir`` locates the devchain manifest for ``devchain-*`` incidents."""
     from postmortem.ingest.pipeline import ingest
@@ -22,7 +22,7 @@ def run_incident(incident: str, rpc_url: str, warehouse: Path, *, from_block=Non
 
     inc = load_incident(incident, devchain_dir=devchain_dir)
     ingested = ingest(rpc_url, incident=inc, from_block=from_block, to_block=to_block, warehouse=warehouse,
-                      requests_per_second=requests_per_second, progress=progress)
+                      requests_per_second=requests_per_second, progress=progress, users=users)
     replayed = replay(warehouse, incident, devchain_dir=devchain_dir)
     model, paths = build_and_write(warehouse, incident, out_dir=out_dir)
     return {"ingest": ingested, "replay": replayed, "report": {k: str(v) for k, v in paths.items()},
