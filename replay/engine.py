@@ -3,11 +3,17 @@
 :func:`run_replay` replays a set of inputs in memory (:mod:`replay.replayer`); :func:`replay`
 reads the inputs of an incident from the warehouse, replays them and writes the output tables
 (:mod:`replay.output_tables`) under the incident and a run id.
+
+The run id is derived from what the run read and how: the incident, the parameters, the SHA-256
+of every input file and the tool version (:func:`replay_run_id`). The same inputs give the same
+run id, so replaying them again rewrites the same outputs (idempotent, never counted twice) and
+a report of them is the same to the byte; when the run happened is in the ``runs`` records.
 """
 
 from __future__ import annotations
 
-import secrets
+import hashlib
+import json
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -24,7 +30,7 @@ from postmortem.replay.prices import TrueModel, parse_true_price_option, true_mo
 from postmortem.replay.replayer import Checkpoint, Replayer
 from postmortem.replay.rows import sum_or_none
 
-__all__ = ["Checkpoint", "ReplayResult", "replay", "resolve_true_models", "run_replay"]
+__all__ = ["Checkpoint", "ReplayResult", "replay", "replay_run_id", "resolve_true_models", "run_replay"]
 
 DEFAULT_HEALTH_BAND = 1.10
 
@@ -123,7 +129,8 @@ def replay(warehouse_root: Path | str, incident_id: str, *, true_price_overrides
     (``from_block`` / ``to_block`` narrow it); the true-price models come from the incident file,
     overridden by ``true_price_overrides`` (``["wstETH=constant:2345.67", ...]``).
     Outputs (``health``, ``verdicts``, ``borrower_losses``, ``liquidator_gains``, ``at_risk``,
-    ``price_path``) are written under ``incident_id`` and a new ``run_id`` with provenance.
+    ``price_path``) are written under ``incident_id`` and ``run_id`` (default: :func:`replay_run_id`
+    of the inputs, so a replay of the same inputs replaces its own outputs) with provenance.
     """
     from postmortem.incidents import load_incident
     from postmortem.warehouse import RUN_OUTPUTS_KEY, Warehouse
@@ -161,10 +168,10 @@ def replay(warehouse_root: Path | str, incident_id: str, *, true_price_overrides
     if eth_asset and not any(r["asset"] == eth_asset for r in inputs.reserves):
         eth_asset = None
     result = run_replay(inputs, models, eth_asset=eth_asset, health_band=health_band)
-    run_id = run_id or f"{started.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
     params = {"incident_id": incident_id, "from_block": a, "to_block": b, "pools": pools, "chain_id": chain_id,
               "true_price": {s: m.describe() for s, m in models.items()}, "health_band": health_band,
               "eth_asset": eth_asset}
+    run_id = run_id or replay_run_id(incident_id, params, models, inputs.input_files)
     # Every output lists the run's tables, so a run missing one is never taken as complete.
     provenance = {"parameters": params, "inputs": inputs.input_files, "tool_version": __version__,
                   RUN_OUTPUTS_KEY: sorted(TABLES)}
@@ -181,6 +188,22 @@ def replay(warehouse_root: Path | str, incident_id: str, *, true_price_overrides
                 wh.register_view(name, sql, description)
         wh.refresh_catalog()
     return summary
+
+
+def replay_run_id(incident_id: str, params: Mapping, true_models: Mapping[str, TrueModel],
+                  input_files: Mapping[str, str], tool_version: str = __version__) -> str:
+    """The run id of a replay: 16 hex digits of a SHA-256 over everything the run's results depend on.
+
+    That is the incident, the parameters, each true-price model in full (a CSV model's every point,
+    not just its description), the SHA-256 of every input file and the tool version. The same
+    inputs give the same id on any machine at any time; a changed input file, parameter or tool
+    version gives another. When a run happened is kept in the ``runs`` records, not in its id.
+    """
+    models = {sym: [m.model, m.price, m.feed, [list(p) for p in m.series]] for sym, m in sorted(true_models.items())}
+    text = json.dumps({"incident_id": incident_id, "parameters": params, "true_models": models,
+                       "inputs": sorted(input_files.items()), "tool_version": tool_version},
+                      sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _chain_id(root: Path, pools: list[str], incident) -> int:

@@ -11,6 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from postmortem import __version__
 from postmortem.redact import redact_url
@@ -19,7 +20,7 @@ from postmortem.reports.parts import Figure, Table
 from postmortem.reports.reader import RunReader
 from postmortem.warehouse import Warehouse
 
-__all__ = ["Provenance", "build_provenance", "flatten", "input_digest", "methodology"]
+__all__ = ["Provenance", "build_provenance", "flatten", "input_digest", "methodology", "node_label"]
 
 
 @dataclass
@@ -31,33 +32,51 @@ class Provenance:
     outputs: Table  # the replay run's output files with hashes
     inputs: Table  # input chunk files overlapping the block range, with hashes
     input_digests: Table  # per dataset: chunks, rows, range, digest over (path, sha256)
-    runs: Table  # ingest/replay run records of this incident
+    runs: Table  # the kinds of run (ingest, replay) of this incident, with their tool versions
+    run_records_sql: str = ""  # every run record of this incident: times, parameters, the node's URL
 
+
+LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def node_label(url: str) -> str:
+    """A node as a report names it: the redacted URL without its port, or "a local node" for one on
+    this machine (a local node's port changes from one start to the next; the data does not)."""
+    parts = urlsplit(redact_url(url))
+    host = (parts.hostname or "").lower()
+    if host in LOOPBACK or host.startswith("127."):
+        return "a local node"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def build_provenance(rd: RunReader, figures: dict[str, Figure]) -> Provenance:
-    run_sql = sql_text(f"""
+    pattern = '%"' + rd.incident_id + '"%'
+    which = f"WHERE run_id = {literal(rd.run_id)}\n   OR params LIKE {literal(pattern)}"
+    records_sql = sql_text("""
         SELECT run_id, kind, tool_version, started_at, finished_at, params
         FROM runs
-        WHERE run_id = {literal(rd.run_id)}
-           OR params LIKE {literal('%"' + rd.incident_id + '"%')}
+        {which}
         ORDER BY started_at, run_id
-    """)
-    runs = rd.rows(run_sql)
+    """).replace("{which}", which)
     rpc: set[str] = set()
     replay_params: dict = {}
-    for r in runs:
+    for r in rd.rows(records_sql):
         params = _redacted(_loads(r.get("params")))
-        r["params"] = params
         # Run records hold URLs already redacted by their writer; redact again so nothing slips through.
-        r["rpc"] = sorted({redact_url(val) for key, val in _walk(params)
-                           if isinstance(val, str) and "://" in val and ("rpc" in key.lower() or "url" in key.lower())})
-        rpc.update(r["rpc"])
+        rpc.update(redact_url(val) for key, val in _walk(params)
+                   if isinstance(val, str) and "://" in val and ("rpc" in key.lower() or "url" in key.lower()))
         if r.get("run_id") == rd.run_id and isinstance(params, dict):
             replay_params = params
-    runs_table = Table("runs", "Runs of this incident (ingest, replay)", run_sql,
-                       [{k: r.get(k) for k in ("run_id", "kind", "tool_version", "started_at", "finished_at", "rpc",
-                                               "params")} for r in runs])
+    # The report shows what derives from the data; when each run ran (and against which node, on which
+    # port) is in the runs records, so two reports of the same data are the same bytes.
+    runs_sql = sql_text("""
+        SELECT DISTINCT kind, tool_version
+        FROM runs
+        {which}
+        ORDER BY kind, tool_version
+    """).replace("{which}", which)
+    runs_table = Table("runs", "Runs of this incident (ingest, replay), by tool version", runs_sql, rd.rows(runs_sql),
+                       note="when each run ran, and the node it read, are in the runs records")
     first, last, source = _block_range(replay_params, rd.recorded_params, rd.recorded_inputs, rd.wh, figures)
     out_sql = sql_text(f"""
         SELECT dataset, path, rows, sha256
@@ -103,8 +122,10 @@ def build_provenance(rd: RunReader, figures: dict[str, Figure]) -> Provenance:
     return Provenance(
         report_tool_version=__version__, replay=replay,
         block_range={"first_block": first, "last_block": last, "source": source},
-        rpc_endpoints=sorted(rpc), outputs=outputs, inputs=inputs, input_digests=digests, runs=runs_table,
+        rpc_endpoints=sorted({node_label(u) for u in rpc}), outputs=outputs, inputs=inputs, input_digests=digests,
+        runs=runs_table, run_records_sql=records_sql,
     )
+
 
 def methodology(rd: RunReader) -> dict:
     recorded = {}

@@ -445,9 +445,7 @@ def _provenance(m: ReportModel) -> str:
             _e(f"{fmt.block(r['first_block'])}–{fmt.block(r['last_block'])}"), f'<span class="mono">{_e(r["digest"])}</span>']
            for r in p.input_digests.rows]
     outs = [[_e(r["dataset"]), _e(fmt.count(r["rows"])), f'<span class="mono">{_e(r["sha256"])}</span>'] for r in p.outputs.rows]
-    runs = [[_e(r["run_id"]), _e(r["kind"]), _e(fmt.shown(r["tool_version"])), _e(fmt.shown(r["started_at"])),
-             _e(", ".join(r.get("rpc") or []) or fmt.NOT_RECORDED)]
-            for r in p.runs.rows]
+    runs = [[_e(r["kind"]), _e(fmt.shown(r["tool_version"]))] for r in p.runs.rows]
     chunks = [[_e(r["dataset"]), _e(f"{fmt.block(r['start_block'])}–{fmt.block(r['end_block'])}"), _e(fmt.count(r["rows"])),
                f'<span class="mono">{_e(r["sha256"])}</span>'] for r in p.inputs.rows]
     return ('<section id="provenance"><h2>Provenance</h2>'
@@ -462,9 +460,8 @@ def _provenance(m: ReportModel) -> str:
             + "<h3>Replay outputs</h3>"
             + _table([("table", False), ("rows", True), ("sha256", False)], outs) + _sql(p.outputs.sql)
             + "<h3>Runs</h3>"
-            + (_table([("run", False), ("kind", False), ("tool", False), ("started (UTC)", False), ("RPC", False)], runs)
-               if runs else _empty("no run records"))
-            + _sql(p.runs.sql) + "</section>")
+            + (_table([("kind", False), ("tool", False)], runs) if runs else _empty("no run records"))
+            + _sql(p.runs.sql) + f"<p>{_e(text.RUN_RECORDS)}:</p>" + _sql(p.run_records_sql) + "</section>")
 
 
 def render_html(m: ReportModel) -> str:

@@ -86,6 +86,7 @@ def to_dict(m: ReportModel) -> dict:
             "inputs": _table(m.provenance.inputs),
             "input_digests": _table(m.provenance.input_digests),
             "runs": _table(m.provenance.runs),
+            "run_records_sql": m.provenance.run_records_sql,
         },
         "notes": m.notes,
     }

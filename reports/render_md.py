@@ -174,8 +174,7 @@ def render_md(m: ReportModel) -> str:
             "### Replay outputs", "",
             _table(["table", "rows", "sha256"], [[x["dataset"], x["rows"], f"`{x['sha256']}`"] for x in p.outputs.rows], {1}),
             "", _sql(p.outputs.sql), "", "### Runs", "",
-            _table(["run", "kind", "tool", "started (UTC)", "RPC"],
-                   [[f"`{x['run_id']}`", x["kind"], fmt.shown(x["tool_version"]), fmt.shown(x["started_at"]),
-                     ", ".join(x.get("rpc") or []) or fmt.NOT_RECORDED]
-                    for x in p.runs.rows]) if p.runs.rows else "No run records.", "", _sql(p.runs.sql), ""]
+            _table(["kind", "tool"], [[x["kind"], fmt.shown(x["tool_version"])] for x in p.runs.rows])
+            if p.runs.rows else "No run records.", "", _sql(p.runs.sql), "",
+            f"{text.RUN_RECORDS}:", "", _sql(p.run_records_sql), ""]
     return "\n".join(out).rstrip() + "\n"

@@ -362,6 +362,10 @@ GLOSSARY_INTRO = ("Each quantity has one name and one number throughout this rep
                   "reimbursements.csv.")
 
 
+RUN_RECORDS = ("When each run ran, with what parameters and against which node, is in the runs records "
+               "(left out here, so that the same data gives the same report)")
+
+
 def provenance_items(m: ReportModel) -> list[tuple[str, str]]:
     """(label, text) lines of the provenance; a value nobody recorded reads "not recorded", never "None"."""
     from postmortem.reports.provenance import flatten

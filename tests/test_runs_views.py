@@ -1,7 +1,9 @@
 """Runs never double-count, and a warehouse is a folder you can move (issue 10, items 6 and 7).
 
-Two replays of one incident: the plain output views hold the latest run only, every run stays
-under ``*_all_runs``; ``postmortem schema`` documents every column it shows. A copied or moved
+Two replays of one incident with different parameters: the plain output views hold the latest run
+only, every run stays under ``*_all_runs``; a replay of the same inputs again is the same run
+(its id is a digest of them), rewritten, never a third; ``postmortem schema`` documents every
+column it shows. A copied or moved
 warehouse answers ``postmortem sql`` the same without a node.
 """
 
@@ -52,8 +54,11 @@ def twice_replayed(incident_chain, incident_warehouse, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("runs-views") / "wh"
     shutil.copytree(incident_warehouse["root"], root)
-    first = replay(root, INCIDENT, devchain_dir=incident_chain.directory)
+    # A wider health band is another run (more health rows, the same verdicts and losses).
+    first = replay(root, INCIDENT, devchain_dir=incident_chain.directory, health_band=1.5)
     second = replay(root, INCIDENT, devchain_dir=incident_chain.directory)
+    again = replay(root, INCIDENT, devchain_dir=incident_chain.directory)
+    assert first["run_id"] != second["run_id"] == again["run_id"]
     return {"root": root, "first": first, "second": second}
 
 
@@ -72,8 +77,9 @@ def test_two_replays_never_double_count(incident_chain, twice_replayed):
         plain = _one(root, f"select count(*) n from {table}")["n"]
         every = json.loads(run_sql(root, f"select run_id, count(*) n from {table}_all_runs group by 1 order by 1", fmt="json"))
         assert sorted(r["run_id"] for r in every) == sorted([first["run_id"], second["run_id"]]), table
-        assert all(r["n"] == plain for r in every), table
+        assert {r["run_id"]: r["n"] for r in every} == {run["run_id"]: run["rows"][table] for run in (first, second)}, table
         assert plain == second["rows"][table], table
+    assert first["rows"]["health"] > second["rows"]["health"]
 
 
 def test_schema_documents_every_column_it_shows(twice_replayed):
