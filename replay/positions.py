@@ -22,7 +22,7 @@ lets the engine screen a large population with NumPy; it is never used for a ver
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Mapping
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -65,9 +65,6 @@ class AssetPosition:
     @property
     def borrowing(self) -> bool:
         return self.scaled_variable_debt != 0
-
-    def is_empty(self) -> bool:
-        return not (self.scaled_a_token_balance or self.scaled_variable_debt or self.using_as_collateral)
 
 
 @dataclass
@@ -169,11 +166,6 @@ class PositionBook:
 
     def user(self, pool: str, user: str) -> UserState | None:
         return self.users.get((pool, user))
-
-    def users_of(self, pool: str) -> Iterator[tuple[str, UserState]]:
-        for (p, u), state in self.users.items():
-            if p == pool:
-                yield u, state
 
     def positions(self, pool: str, user: str) -> tuple[UserReservePosition, ...]:
         """The user's positions as :mod:`replay.aave_math` takes them (flagged reserves only), by asset.

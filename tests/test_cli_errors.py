@@ -27,7 +27,7 @@ CASES = [
     (["sql", "drop table logs"], "read-only"),
     (["sql", "select 1", "--format", "parquet"], "--format parquet needs --output"),
     (["replay", "--incident", "nope"], "unknown incident"),
-    (["report", "--incident", "nope"], ""),
+    (["report", "--incident", "nope"], "no warehouse at"),  # a report reads the warehouse, whatever the catalog holds
     (["run", "--incident", "nope", "--rpc-url", "http://127.0.0.1:9"], "unknown incident"),
     (["verify", "--warehouse", "/nonexistent/warehouse"], "no warehouse"),
 ]
