@@ -331,7 +331,12 @@ register_table(
         col("duration_s", pa.float64(), "Wall-clock duration.", "seconds"),
         col("host", pa.string(), "Host the run ran on."),
         col("params", pa.string(), "Parameters as JSON (RPC URLs redacted)."),
-        col("summary", pa.string(), "Summary as JSON (counts, timings)."),
+        col("summary", pa.string(), "Summary as JSON (counts, timings). An ingest's cost is under $.cost: requests "
+            "(HTTP posts), calls (JSON-RPC calls, those inside batches counted one by one, retries included), "
+            "getlogs_calls, getlogs_ranges (answered) and logs_received, eth_calls and reads (multicall_calls and "
+            "multicall_reads: Multicall3 aggregate3 calls and the reads they carried), bytes_received, bytes_sent, "
+            "retries and retries_by_cause, rate_limit_waited_s, stage_seconds (per stage) and seconds; $.users_scope "
+            "is the users' scope of the start snapshot. E.g. json_extract(summary, '$.cost.requests')."),
     ],
     kind=KIND_CATALOG,
 )
