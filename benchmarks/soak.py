@@ -60,7 +60,7 @@ def soak(*, url: str, incident, workdir: Path, kills: int = 3, seed: int = 1, ch
     with FaultProxy(url, FAULTS, seed=seed) as proxy:
         code = (
             f"import sys, json; sys.path.insert(0, {str(REPO)!r})\n"
-            "from ingest.pipeline import ingest\nfrom postmortem.incidents import Incident\n"
+            "from postmortem.ingest.pipeline import ingest\nfrom postmortem.incidents import Incident\n"
             f"inc = Incident(**json.loads({inc_json!r}))\n"
             f"ingest({proxy.url!r}, incident=inc, warehouse={str(soaked)!r}, progress=False, chunk_size={chunk_size})\n"
         )

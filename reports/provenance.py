@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from postmortem import __version__
-from postmortem.redact import redact_url
+from postmortem.redact import redact_url, redact_urls_in
 from postmortem.reports.columns import literal, sql_text
 from postmortem.reports.parts import Figure, Table
 from postmortem.reports.reader import RunReader
@@ -61,7 +61,7 @@ def build_provenance(rd: RunReader, figures: dict[str, Figure]) -> Provenance:
     rpc: set[str] = set()
     replay_params: dict = {}
     for r in rd.rows(records_sql):
-        params = _redacted(_loads(r.get("params")))
+        params = redact_urls_in(_loads(r.get("params")))  # redacted by the writer; published, so again
         # Run records hold URLs already redacted by their writer; redact again so nothing slips through.
         rpc.update(redact_url(val) for key, val in _walk(params)
                    if isinstance(val, str) and "://" in val and ("rpc" in key.lower() or "url" in key.lower()))
@@ -154,18 +154,6 @@ def _loads(text: Any) -> Any:
         return json.loads(text)
     except ValueError:
         return text
-
-
-def _redacted(obj: Any) -> Any:
-    """``obj`` with every URL-like string passed through ``redact_url`` (run records are redacted by their
-    writer already; a report is published, so it checks again)."""
-    if isinstance(obj, dict):
-        return {k: _redacted(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_redacted(v) for v in obj]
-    if isinstance(obj, str) and "://" in obj:
-        return redact_url(obj)
-    return obj
 
 
 def _walk(obj: Any, prefix: str = ""):

@@ -168,7 +168,7 @@ def test_kill_and_resume_is_identical(small_chain, tmp_path):
     killed = tmp_path / "killed"
     code = (
         "import json,sys\n"
-        "from ingest.pipeline import ingest\nfrom postmortem.incidents import Incident\n"
+        "from postmortem.ingest.pipeline import ingest\nfrom postmortem.incidents import Incident\n"
         f"inc=Incident(**json.loads({_inc_json(inc)!r}))\n"
         f"ingest({small_chain.url!r}, incident=inc, warehouse={str(killed)!r}, progress=False, chunk_size=1, requests_per_second=40)\n"
     )

@@ -7,6 +7,7 @@ and run from a folder outside the checkout, so nothing can be found through the 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -19,9 +20,17 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
+    # Built from the tracked files only, as a fresh clone would be: a build/ or stale module left in
+    # this working tree must not reach the wheel.
+    src = tmp_path_factory.mktemp("src")
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
+    for rel in filter(None, tracked.decode().split("\0")):
+        if (REPO / rel).is_file():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(REPO / rel, src / rel)  # follows links (devchain/npm/ -> the root's npm files)
     dist = tmp_path_factory.mktemp("dist")
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                            "-w", str(dist), str(REPO)], capture_output=True, text=True)
+                            "-w", str(dist), str(src)], capture_output=True, text=True)
     assert build.returncode == 0, build.stderr[-2000:]
     assert "warning" not in build.stderr.lower().replace("location 'file", ""), build.stderr[-2000:]
     wheel = next(dist.glob("postmortem-*.whl"))
