@@ -5,8 +5,7 @@ and value types ``replay.inputs.load_inputs`` returns from a warehouse the inges
 (``markets``, ``reserves``, ``reserve_states_at_start``, ``emode_categories``,
 ``positions_at_start``, ``blocks``, ``feed_answers``, ``oracle_prices``; amounts are Python ints;
 the reserve configuration and bitmaps are decimal text as in the Parquet). Only what the
-replay reads is produced; no Parquet is written (:func:`write_warehouse` writes the same rows as
-Parquet files for inspection with DuckDB, not through the ingest's catalog).
+replay reads is produced; no Parquet is written.
 
 One market (``core``, revision 3.6) with six reserves priced by plain feeds:
 
@@ -47,7 +46,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -250,30 +248,3 @@ def synthetic_inputs(positions: int, checkpoints: int = 1000, *, seed: int = 1) 
         blocks=blocks, oracle_prices=oracle_prices, capo_states=[], feed_answers=feed_answers, events={},
         liquidation_transfers=[], input_files={},
     )
-
-
-def write_warehouse(inputs: ReplayInputs, directory: Path | str) -> dict[str, Path]:
-    """Write the rows as one Parquet file per table (``DIRECTORY/<table>.parquet``), DECIMAL(38,0)
-    for integer amounts, for looking at the data with DuckDB. Small sizes only: it materialises rows."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    out = {}
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    tables = {"markets": inputs.markets, "reserves": inputs.reserves,
-              "reserve_states_at_start": inputs.reserve_states_at_start, "emode_categories": inputs.emode_categories,
-              "positions_at_start": list(inputs.positions_at_start), "blocks": inputs.blocks,
-              "feed_answers": inputs.feed_answers, "oracle_prices": inputs.oracle_prices}
-    decimal_cols = {"liquidity_index", "liquidity_rate", "variable_borrow_index", "variable_borrow_rate",
-                    "accrued_to_treasury", "scaled_a_token_balance", "scaled_variable_debt", "answer", "price"}
-    from decimal import Decimal
-
-    for name, rows in tables.items():
-        cols = {k: [r[k] for r in rows] for k in rows[0]}
-        arrays = {k: (pa.array([Decimal(v) for v in vals], pa.decimal128(38, 0)) if k in decimal_cols else pa.array(vals))
-                  for k, vals in cols.items()}
-        path = directory / f"{name}.parquet"
-        pq.write_table(pa.table(arrays), path)
-        out[name] = path
-    return out

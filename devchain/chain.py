@@ -143,9 +143,6 @@ class Chain:
     def set_next_timestamp(self, ts: int) -> None:
         self.rpc("evm_setNextBlockTimestamp", [hex(ts)])
 
-    def increase_time(self, seconds: int) -> None:
-        self.rpc("evm_increaseTime", [hex(seconds)])
-
     def mine(self, timestamp: int | None = None) -> None:
         if timestamp is not None:
             self.set_next_timestamp(timestamp)
