@@ -339,8 +339,15 @@ def _holder_chunk_ok(wh: Warehouse, chain: int, s: int, e: int, tokens: list[str
     return scanned is None or set(tokens) <= set(scanned)
 
 
+# The holder scan reads one or a few tokens' Transfer logs over years of blocks: each chunk is
+# first asked whole, so a node (or a provider's "any range with at most 10,000 logs" rule)
+# answers sparse history in one request; a refusal splits it as the provider suggests. Its
+# request count then follows the logs, not the length of the chain's history.
+HOLDER_CHUNK = 1_000_000
+
+
 def _holder_chunk_size(chunk_size: int) -> int:
-    return max(chunk_size, 50_000)
+    return max(chunk_size, HOLDER_CHUNK)
 
 
 def mispriced_reserves(markets, plan: IngestPlan) -> list[tuple]:
@@ -525,7 +532,8 @@ def _holders(client, wh, chain, markets, since: int, until: int, chunk_size: int
             if not _holder_chunk_ok(wh, chain, s, e, tokens):
                 _supersede_one(wh, chain, "holder_transfers", s, e)
                 wh.invalidate(chain, "holder_transfers", s, e, reason="holder scan of other tokens")
-                got = fetch_logs(client, addresses=tokens, topics=[TRANSFER_TOPIC], from_block=s, to_block=e)
+                got = fetch_logs(client, addresses=tokens, topics=[TRANSFER_TOPIC], from_block=s, to_block=e,
+                                 initial_width=e - s + 1, max_width=e - s + 1)
                 raw = raw_logs_from_rpc([lg for r in got for lg in r.logs])
                 dec = decode_logs(raw, strict=False)["transfers"]
                 table = dec.select(["block_number", "log_index", "address", "from_address", "to_address"])

@@ -38,6 +38,7 @@ _INITIAL_WIDTH, _MAX_WIDTH, _GROW_AFTER, _GROW_STEP = 2_000, 10_000, 4, 500
 _RESULT_CAP = 10_000
 SAMPLES = 4
 SAMPLE_WIDTH = 500  # blocks per sample, at most
+HOLDER_TAIL = 2_000  # blocks just before the window read whole by the holder-scan sample
 HEADER_BYTES = 1_100  # an eth_getBlockByNumber(false) answer on mainnet, about
 READ_BYTES = 140  # an eth_call answer carrying one word, JSON framing included, about
 
@@ -60,11 +61,26 @@ def _scan_requests(since: int, until: int, chunk: int) -> int:
     return sum(_walk_requests(e - s + 1) for s, e in _chunks(since, until, chunk))
 
 
-def _sample(client, addresses, topics, lo: int, hi: int) -> dict[str, Any]:
-    """Logs in a few evenly spaced sub-ranges of ``[lo, hi]`` (the whole range when it is short)."""
+def _holder_requests(since: int, until: int, chunk: int) -> int:
+    """The holder scan asks each chunk whole (splits for dense history are added by the caller)."""
+    return len(_chunks(since, until, chunk)) if until >= since else 0
+
+
+def _sample(client, addresses, topics, lo: int, hi: int, tail: int = 0) -> dict[str, Any]:
+    """Logs in a few evenly spaced sub-ranges of ``[lo, hi]`` (the whole range when it is short).
+    With ``tail``, the last ``tail`` blocks are read whole and counted exactly (activity just
+    before an incident is often the densest), and the samples spread over the rest."""
     span = hi - lo + 1
     if span <= 0:
-        return {"blocks": 0, "sampled_blocks": 0, "logs": 0, "blocks_with_logs": 0, "addresses": 0, "bytes": 0}
+        return {"blocks": 0, "sampled_blocks": 0, "logs": 0, "blocks_with_logs": 0, "addresses": 0, "bytes": 0,
+                "exact": {"logs": 0, "blocks_with_logs": 0, "addresses": 0}}
+    if tail and span > tail + SAMPLES * SAMPLE_WIDTH:
+        exact = _sample(client, addresses, topics, hi - tail + 1, hi)
+        rest = _sample(client, addresses, topics, lo, hi - tail)
+        rest["exact"] = {k: exact[k] for k in ("logs", "blocks_with_logs", "addresses")}
+        rest["bytes"] += exact["bytes"]
+        rest["sampled_logs_total"] = rest["logs"] + exact["logs"]
+        return rest
     width = min(SAMPLE_WIDTH, span)
     if width * SAMPLES >= span:
         pieces = [(lo, hi)]
@@ -80,13 +96,15 @@ def _sample(client, addresses, topics, lo: int, hi: int) -> dict[str, Any]:
     named = {"0x" + t[-40:] for lg in logs for t in (lg.get("topics") or [])[1:] if t[2:26] == "0" * 24}
     return {"blocks": span, "sampled_blocks": sampled, "logs": len(logs),
             "blocks_with_logs": len({lg["blockNumber"] for lg in logs}), "addresses": len(named),
-            "bytes": client.stats()["bytes_received"] - before}
+            "bytes": client.stats()["bytes_received"] - before,
+            "exact": {"logs": 0, "blocks_with_logs": 0, "addresses": 0}}
 
 
 def _scale(sample: dict, key: str) -> int:
+    exact = sample.get("exact", {}).get(key, 0)
     if not sample["sampled_blocks"]:
-        return 0
-    return int(round(sample[key] * sample["blocks"] / sample["sampled_blocks"]))
+        return exact
+    return exact + int(round(sample[key] * sample["blocks"] / sample["sampled_blocks"]))
 
 
 def estimate(rpc_url: str, *, incident: str | Incident, users: str | None = None,
@@ -117,7 +135,8 @@ def estimate(rpc_url: str, *, incident: str | Incident, users: str | None = None
         multicall = bool(size) and bool(_multicall_blocks(client, [b]))
         multicall_at_start = bool(size) and bool(_multicall_blocks(client, [max(0, a - 1)]))
         since, until = plan.users_since, a - 1
-        holder = _sample(client, tokens, [TRANSFER_TOPIC], since, until) if until >= since else _sample(client, tokens, None, 1, 0)
+        holder = (_sample(client, tokens, [TRANSFER_TOPIC], since, until, tail=HOLDER_TAIL) if until >= since
+                  else _sample(client, tokens, None, 1, 0))
         window = _sample(client, addresses, None, a, b)
         plan_cost = client.stats()
     finally:
@@ -130,12 +149,12 @@ def estimate(rpc_url: str, *, incident: str | Incident, users: str | None = None
     window_logs = _scale(window, "logs")
     log_blocks = min(window["blocks"], _scale(window, "blocks_with_logs"))
     # Users: holders named in the holder scan (at most one new address per log side), window users.
-    holders = min(2 * holder_logs, _scale(holder, "addresses")) if holder["sampled_blocks"] else 0
+    holders = min(2 * holder_logs, _scale(holder, "addresses"))
     window_users = min(2 * window_logs, _scale(window, "addresses"))
 
     # eth_getLogs: the holder scan in its chunks, the window in its chunks, plus splits where a
     # range holds more logs than a provider answers at once.
-    getlogs = (_scan_requests(since, until, _holder_chunk_size(chunk_size)) + _scan_requests(a, b, chunk_size)
+    getlogs = (_holder_requests(since, until, _holder_chunk_size(chunk_size)) + _scan_requests(a, b, chunk_size)
                + (holder_logs + window_logs) // _RESULT_CAP)
     # Reads: start state, positions, prices at every read block (each block with a log and its
     # parent, each chunk's start parent, the end, the grid).
@@ -160,8 +179,8 @@ def estimate(rpc_url: str, *, incident: str | Incident, users: str | None = None
     headers = read_blocks + log_blocks + 2 * len(_chunks(a, b, chunk_size)) + 1
     calls = getlogs + eth_calls + headers + int(plan_cost["calls"])
     requests = getlogs + math.ceil(eth_calls / max_batch) + math.ceil(headers / max_batch) + int(plan_cost["requests"])
-    bytes_per_log = (holder["bytes"] + window["bytes"]) / max(1, holder["logs"] + window["logs"]) if (
-        holder["logs"] + window["logs"]) else 700
+    sampled_logs = holder["logs"] + holder["exact"]["logs"] + window["logs"]
+    bytes_per_log = (holder["bytes"] + window["bytes"]) / sampled_logs if sampled_logs else 700
     bytes_received = int((holder_logs + window_logs) * bytes_per_log + reads * READ_BYTES + headers * HEADER_BYTES
                          + int(plan_cost["bytes_received"]))
     elapsed = time.monotonic() - t0
@@ -172,7 +191,8 @@ def estimate(rpc_url: str, *, incident: str | Incident, users: str | None = None
         "head": head, "finalized": finalized, "from_block": a, "to_block": b, "users": plan.users,
         "markets": len(markets), "reserves": n_reserves, "multicall3": multicall,
         "holder_scan": {"from_block": since, "to_block": until, "tokens": len(tokens), "blocks": holder["blocks"],
-                        "sampled_blocks": holder["sampled_blocks"], "sampled_logs": holder["logs"],
+                        "sampled_blocks": holder["sampled_blocks"] + (HOLDER_TAIL if "sampled_logs_total" in holder else 0),
+                        "sampled_logs": holder["logs"] + holder["exact"]["logs"],
                         "logs": holder_logs, "users": holders},
         "window": {"blocks": window["blocks"], "sampled_blocks": window["sampled_blocks"],
                    "sampled_logs": window["logs"], "logs": window_logs, "blocks_with_logs": log_blocks,
