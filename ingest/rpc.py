@@ -32,12 +32,10 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import contextvars
-import email.utils
 import itertools
 import json
 import logging
 import random
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -46,11 +44,31 @@ from typing import Any, Callable, Iterable, Sequence
 import requests
 import urllib3
 
-from postmortem.errors import PostmortemError, RuntimeFailure
+from postmortem.errors import PostmortemError
+from postmortem.ingest.rate_limit import RateLimiter
+from postmortem.ingest.rpc_errors import (
+    _BATCH_TOO_LARGE,
+    _DETERMINISTIC_CODES,
+    ArchiveStateError,
+    RpcError,
+    RpcHttpError,
+    RpcProtocolError,
+    RpcRateLimitedError,
+    RpcTransportError,
+    RpcUnreachableError,
+    _parse_retry_after,
+    backoff_hint_seconds,
+    block_of_call,
+    is_archive_state_error,
+    is_rate_limit,
+)
 from postmortem.redact import install_log_redaction, redact_text, redact_url
 
 log = logging.getLogger(__name__)
 
+# The error classes and answer rules live in ``ingest.rpc_errors`` and the token bucket in
+# ``ingest.rate_limit``; they are re-exported here so ``from postmortem.ingest.rpc import RpcError``
+# keeps working for every caller.
 __all__ = [
     "ArchiveStateError",
     "RateLimiter",
@@ -69,279 +87,7 @@ __all__ = [
 ]
 
 
-# --------------------------------------------------------------------------------------------
-# Errors
 
-
-class RpcError(Exception):
-    """A JSON-RPC call failed and retrying it will not help (or retries did not).
-
-    Attributes: ``code`` (JSON-RPC error code, or None for non-JSON answers), ``message``
-    (the node's text), ``data`` (the error's ``data`` member), ``method``, ``params``,
-    ``http_status`` (None when no HTTP answer), ``retry_after`` (seconds the node asked to
-    wait, if any) and ``index`` (the call's position in a ``batch``, else None).
-    """
-
-    def __init__(
-        self,
-        code: int | None,
-        message: str,
-        data: Any = None,
-        method: str | None = None,
-        params: Any = None,
-        *,
-        http_status: int | None = None,
-        retry_after: float | None = None,
-        text: str | None = None,
-    ) -> None:
-        self.code = code
-        self.message = message
-        self.data = data
-        self.method = method
-        self.params = params
-        self.http_status = http_status
-        self.retry_after = retry_after
-        self.index: int | None = None
-        super().__init__(text or self._describe())
-
-    def _describe(self) -> str:
-        what = self.method or "the JSON-RPC call"
-        code = f" {self.code}" if self.code is not None else ""
-        http = f" (HTTP {self.http_status})" if self.http_status not in (None, 200) else ""
-        return f"{what} failed with JSON-RPC error{code}{http}: {self.message}"
-
-
-class ArchiveStateError(RpcError, PostmortemError):
-    """The node has no state for the block asked about: it is not an archive node.
-
-    ``block`` is the block number (int), a tag such as ``"latest"``, or None if unknown.
-    """
-
-    def __init__(self, code, message, data=None, method=None, params=None, *, block=None, **kw) -> None:
-        self.block = block
-        label = _block_label(block)
-        text = (
-            f"the node has no state for {label} ({method or 'call'}: {message}); it is not an archive "
-            "node, so point the RPC URL at an archive node (one that keeps historical state that far back)"
-        )
-        super().__init__(code, message, data, method, params, text=text, **kw)
-
-
-class RpcTransportError(RpcError, RuntimeFailure):
-    """The node kept failing at the HTTP level (resets, timeouts, 5xx, broken JSON) after
-    retries: a runtime failure (exit code 1); the same command may work later."""
-
-
-class RpcUnreachableError(RpcTransportError):
-    """The URL does not lead to a listening node (refused, unknown host, connect timeout):
-    the URL given is wrong, a usage error (exit code 2)."""
-
-    exit_code = PostmortemError.exit_code
-
-
-class RpcHttpError(RpcError, PostmortemError):
-    """The URL answers, but not as a JSON-RPC node will: HTTP 401/403 (the key was refused),
-    404 (wrong path), 405 (not a JSON-RPC endpoint) or an HTML page. Never retried; the URL
-    or its key is wrong, a usage error (exit code 2)."""
-
-
-class RpcRateLimitedError(RpcError, RuntimeFailure):
-    """The node kept rate-limiting after every retry (exit code 1)."""
-
-
-class RpcProtocolError(RpcError, RuntimeFailure):
-    """The node kept answering a call badly: its answer missing from a batch, or malformed
-    (exit code 1)."""
-
-
-# --------------------------------------------------------------------------------------------
-# Classification helpers (shared with ingest.ranges)
-
-_RATE_WORDS = re.compile(r"\brate\b|compute units|capacity|throughput", re.IGNORECASE)
-_RATE_PHRASES = re.compile(
-    r"rate[ -]?limit|request rate|too many requests|compute units per second|exceeded .*capacity", re.IGNORECASE
-)
-_REVERTED = re.compile(r"execution reverted|revert", re.IGNORECASE)
-_ARCHIVE = re.compile(
-    r"missing trie node|header not found|state not available|state unavailable|state is not available"
-    r"|historical state|state (?:for|at) .*(?:is )?not available|required historical state"
-    r"|old data not available|pruned|pruning|world state .*unavailable",
-    re.IGNORECASE,
-)
-_BATCH_TOO_LARGE = re.compile(r"batch.*(?:limit|too large|too big|exceed|too many|maximum)", re.IGNORECASE)
-# Error codes that say "your request is wrong": never retried even under HTTP 5xx.
-_DETERMINISTIC_CODES = {-32700, -32600, -32601, -32602, 3, -32614}
-
-
-def is_rate_limit(code: int | None, message: str | None, http_status: int | None = None) -> bool:
-    """True when an answer means "slow down" rather than "this request is wrong".
-
-    HTTP 429 always is; JSON-RPC 429 or -32005 are when the message speaks of a rate,
-    compute units or capacity (Infura reuses -32005 for "query returned more than 10000
-    results", which is not a rate limit); any code is when the message says "rate limit",
-    "request rate" or "too many requests". A revert reason never is, whatever it says.
-    """
-    text = message or ""
-    if _REVERTED.search(text):
-        return False
-    if http_status == 429:
-        return True
-    if code in (429, -32005) and _RATE_WORDS.search(text):
-        return True
-    return bool(_RATE_PHRASES.search(text))
-
-
-def is_archive_state_error(message: str | None) -> bool:
-    """True when a node's message says it lacks historical state (pruned, non-archive node)."""
-    return bool(message) and bool(_ARCHIVE.search(message))
-
-
-def backoff_hint_seconds(data: Any) -> float | None:
-    """Seconds to wait that a provider put in an error's ``data`` (Infura ``rate.backoff_seconds``)."""
-    if not isinstance(data, dict):
-        return None
-    candidates = []
-    rate = data.get("rate")
-    if isinstance(rate, dict):
-        candidates.append(rate.get("backoff_seconds"))
-    candidates += [data.get("backoff_seconds"), data.get("retry_after"), data.get("retryAfter")]
-    for value in candidates:
-        try:
-            if value is not None and float(value) >= 0:
-                return float(value)
-        except (TypeError, ValueError):
-            continue
-    return None
-
-
-def _parse_retry_after(value: str | None, now_wall: float) -> float | None:
-    """``Retry-After`` in seconds: either delta-seconds or an HTTP date (RFC 9110 section 10.2.3)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - now_wall)
-
-
-# Where the block tag sits in the params of state-reading methods.
-_BLOCK_PARAM_INDEX = {
-    "eth_call": 1,
-    "eth_estimateGas": 1,
-    "eth_createAccessList": 1,
-    "eth_getBalance": 1,
-    "eth_getCode": 1,
-    "eth_getTransactionCount": 1,
-    "eth_getStorageAt": 2,
-    "eth_getProof": 2,
-    "eth_getBlockByNumber": 0,
-    "eth_getBlockReceipts": 0,
-    "debug_traceCall": 1,
-}
-
-
-def block_of_call(method: str | None, params: Any) -> int | str | None:
-    """The block a state-reading call asks about: an int, a tag ("latest", a hash), or None."""
-    if not isinstance(params, (list, tuple)):
-        return None
-    index = _BLOCK_PARAM_INDEX.get(method or "")
-    if index is None:
-        return None
-    value = params[index] if index < len(params) else "latest"
-    if isinstance(value, dict):
-        value = value.get("blockNumber") or value.get("blockHash")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        if re.fullmatch(r"0x[0-9a-fA-F]{1,16}", value):
-            return int(value, 16)
-        return value
-    return None
-
-
-def _block_label(block: int | str | None) -> str:
-    if isinstance(block, int):
-        return f"block {block} ({hex(block)})"
-    if block:
-        return f"block {block}"
-    return "the requested block"
-
-
-# --------------------------------------------------------------------------------------------
-# Rate limiter
-
-
-class RateLimiter:
-    """A thread-safe token bucket: at most ``rate`` tokens per second on average, bursts of
-    up to ``burst`` tokens (default: one second's worth, at least 1).
-
-    A request larger than the burst is let through when the bucket is full and leaves it in
-    debt, so the long-run rate still holds. ``pause(seconds)`` stops everybody until then
-    (used when the node says "rate limited"). ``rate=None`` means no limit, but pauses still
-    apply. ``clock`` and ``sleep`` are injectable for tests (seconds).
-    """
-
-    def __init__(
-        self,
-        rate: float | None,
-        burst: float | None = None,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        if rate is not None and rate <= 0:
-            raise ValueError("requests_per_second must be positive (or None for no limit)")
-        self.rate = rate
-        self.burst = max(1.0, float(burst if burst is not None else (rate or 1.0)))
-        self._clock = clock
-        self._sleep = sleep
-        self._lock = threading.Lock()
-        self._tokens = self.burst
-        self._last = clock()
-        self._pause_until = float("-inf")
-        self.waited_seconds = 0.0
-
-    def pause(self, seconds: float) -> None:
-        """Hold every ``acquire`` until ``seconds`` from now (extends, never shortens, a pause)."""
-        with self._lock:
-            self._pause_until = max(self._pause_until, self._clock() + max(0.0, seconds))
-
-    def acquire(self, tokens: float = 1.0) -> float:
-        """Block until ``tokens`` may be spent; returns the seconds waited."""
-        need = min(float(tokens), self.burst)
-        waited = 0.0
-        while True:
-            with self._lock:
-                now = self._clock()
-                if now < self._pause_until:
-                    wait = self._pause_until - now
-                elif self.rate is None:
-                    break
-                else:
-                    self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
-                    self._last = now
-                    if self._tokens >= need:
-                        self._tokens -= tokens  # may go negative: debt that later callers wait out
-                        break
-                    wait = (need - self._tokens) / self.rate
-            wait = max(wait, 1e-4)
-            self._sleep(wait)
-            waited += wait
-        if waited:
-            with self._lock:
-                self.waited_seconds += waited
-        return waited
-
-
-# --------------------------------------------------------------------------------------------
 # Client
 
 
