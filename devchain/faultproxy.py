@@ -13,55 +13,8 @@ Used by the ingest tests and the soak benchmark::
         ...
         proxy.counts()  # {"requests": ..., "http_429": ..., "range_cap": ..., ...}
 
-A rule (a ``Fault`` or a dict with the same keys) has a ``kind``, optional selectors and
-kind-specific options:
-
-* ``every`` (fire on every n-th matching request or call; 1 = all), ``probability``
-  (then fire with this chance, from the rule's own seeded generator), ``methods`` (only
-  requests containing one of these methods), ``skip`` (let the first n matches through),
-  ``times`` (fire at most n times).
-
-Request-level kinds (one per HTTP request; the first rule that fires wins):
-
-* ``http_429``: HTTP 429 with ``Retry-After: retry_after`` (if set); ``style`` "alchemy"
-  (JSON-RPC 429 "compute units" body) or "plain" (text body).
-* ``infura_rate``: HTTP 429, JSON-RPC -32005 "project ID request rate exceeded" with
-  ``data.rate.backoff_seconds``.
-* ``reset``: close the connection without answering (TCP RST).
-* ``truncate``: announce the full Content-Length, send ``keep`` (fraction) of it, close.
-* ``slow``: wait ``delay`` seconds, then answer normally.
-* ``malformed``: HTTP 200 with ``body`` that is not valid JSON.
-* ``http_error``: HTTP ``status`` (default 502) with a non-JSON ``body`` (and
-  ``Retry-After: retry_after`` if set).
-* ``batch_missing_id`` / ``batch_bad_item`` / ``batch_reorder``: in a batch answer, drop one
-  item, replace one with an item that has neither result nor error, or shuffle the order.
-* ``batch_limit``: a batch of more than ``max_batch`` calls is refused whole, as geth
-  (``style`` "geth": "batch too large") or Erigon ("erigon": "batch limit N exceeded") do.
-
-Call-level kinds (per call inside the request; the first rule that fires wins):
-
-* ``range_cap``: an ``eth_getLogs`` over more than ``max_range`` blocks gets the provider's
-  verbatim range error (``style``: infura, alchemy, quicknode, ankr, max_block_range,
-  max_is_k, limited_to, larger_than; see ``RANGE_CAP_STYLES``).
-* ``result_cap``: an ``eth_getLogs`` whose *real* answer (asked of the upstream) has more
-  than ``max_results`` logs gets a result-count error with a correct smaller range
-  (``style``: infura, alchemy, alchemy_timeout, ankr, others; see ``RESULT_CAP_STYLES``).
-* ``rpc_error``: a JSON-RPC error with ``code``, ``message``, ``data`` (and
-  ``http_status`` when the request is a single call), e.g. "missing trie node".
-* ``provider_logs``: a hosted provider's ``eth_getLogs`` rule, Alchemy's by default: a range
-  of at most ``max_range`` blocks (2,000) is always answered, whatever it holds; a wider one
-  is answered when it holds at most ``max_results`` logs (10,000), and refused otherwise with
-  the provider's own text and a range that fits (``style``: see ``RESULT_CAP_STYLES``).
-
-Throughput (request-level, checked before the others):
-
-* ``throughput``: at most ``requests_per_second`` on average (a token bucket holding one
-  second's worth; ``per`` "call" meters each call inside a batch, as hosted providers do, or
-  "request"); a request over it gets HTTP 429 (``style`` as ``http_429``). A batch larger
-  than the bucket is let through when the bucket is full and leaves it in debt.
-
-``hosted_provider_plan()`` gives the plan of a hosted provider: Alchemy's log rule, 25
-requests/s and random 429s.
+The plan's rules (kinds, selectors, options, throughput, ``hosted_provider_plan``) are described
+in ``devchain.fault_rules``; the providers' error texts are ``devchain.provider_errors``.
 
 Determinism: rules are evaluated under one lock, in plan order, each with its own
 ``random.Random`` seeded from (seed, rule index); for a client that sends requests one at a
@@ -69,8 +22,8 @@ time the fault sequence is a function of the seed. Safety: the proxy listens on 
 only, forwards only to a loopback upstream, bounds request size, idle connections, sleeps
 and upstream waits, and ``stop()`` wakes every sleeper.
 
-``build_log_chain`` seeds a local node with a contract that emits logs of varied density,
-so the proxy has something realistic to forward.
+``build_log_chain`` (``devchain.logchain``, re-exported here) seeds a local node with a contract
+that emits logs of varied density, so the proxy has something realistic to forward.
 """
 
 from __future__ import annotations
@@ -78,7 +31,6 @@ from __future__ import annotations
 import collections
 import http.client
 import http.server
-import ipaddress
 import json
 import random
 import socket
@@ -86,9 +38,26 @@ import struct
 import threading
 import time
 import urllib.parse
-from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+from postmortem.devchain.fault_rules import (
+    _BATCH_KINDS,
+    _CALL_KINDS,
+    Fault,
+    _RuleState,
+    hosted_provider_plan,
+)
+from postmortem.devchain.logchain import EMITTER_ADDRESS, EMITTER_TOPIC, LogChain, build_log_chain
+from postmortem.devchain.node import is_loopback_host
+from postmortem.devchain.provider_errors import (
+    RANGE_CAP_STYLES,
+    RESULT_CAP_STYLES,
+    range_cap_error,
+    result_cap_error,
+)
+
+# The rules, the providers' texts and the log-chain builder live in their own modules and are
+# re-exported here, so ``from postmortem.devchain.faultproxy import Fault, build_log_chain`` works.
 __all__ = [
     "EMITTER_ADDRESS",
     "EMITTER_TOPIC",
@@ -103,246 +72,8 @@ __all__ = [
     "result_cap_error",
 ]
 
-# Options each kind accepts, with defaults.
-_OPTIONS: dict[str, dict[str, Any]] = {
-    "http_429": {"retry_after": None, "style": "alchemy"},
-    "infura_rate": {"backoff_seconds": 1, "retry_after": None},
-    "reset": {},
-    "truncate": {"keep": 0.5},
-    "slow": {"delay": 1.0},
-    "malformed": {"body": '{"jsonrpc":"2.0","id":1,"result":"0x'},
-    "http_error": {"status": 502, "body": "<html><body><h1>502 Bad Gateway</h1></body></html>", "retry_after": None},
-    "batch_missing_id": {},
-    "batch_bad_item": {},
-    "batch_reorder": {},
-    "batch_limit": {"max_batch": 100, "style": "erigon"},
-    "range_cap": {"max_range": 1000, "style": "infura"},
-    "result_cap": {"max_results": 10000, "style": "infura"},
-    "rpc_error": {"code": -32000, "message": "injected error", "data": None, "http_status": 200},
-    "provider_logs": {"max_range": 2000, "max_results": 10000, "style": "alchemy"},
-    "throughput": {"requests_per_second": 25.0, "per": "call", "style": "alchemy"},
-}
-_CALL_KINDS = {"range_cap", "result_cap", "rpc_error", "provider_logs"}
-_BATCH_KINDS = {"batch_missing_id", "batch_bad_item", "batch_reorder", "batch_limit"}
-MAX_SLOW_SECONDS = 60.0
 MAX_BODY_BYTES = 32 * 1024 * 1024
 IDLE_SECONDS = 10.0  # an idle keep-alive connection is closed after this
-
-
-@dataclass(frozen=True)
-class Fault:
-    """One rule of a plan. See the module docstring for kinds, selectors and options."""
-
-    kind: str
-    every: int = 1
-    probability: float = 1.0
-    methods: tuple[str, ...] = ()
-    skip: int = 0
-    times: int | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.kind not in _OPTIONS:
-            raise ValueError(f"unknown fault kind {self.kind!r}; valid kinds: {', '.join(sorted(_OPTIONS))}")
-        unknown = set(self.options) - set(_OPTIONS[self.kind])
-        if unknown:
-            valid = ", ".join(sorted(_OPTIONS[self.kind])) or "none"
-            raise ValueError(f"unknown option(s) {sorted(unknown)} for fault {self.kind!r}; valid: {valid}")
-        if self.every < 1 or not 0.0 <= self.probability <= 1.0 or self.skip < 0:
-            raise ValueError(f"fault {self.kind!r}: every must be >= 1, probability in [0, 1], skip >= 0")
-        if self.kind == "range_cap" and self.option("style") not in RANGE_CAP_STYLES:
-            raise ValueError(f"range_cap style must be one of {sorted(RANGE_CAP_STYLES)}")
-        if self.kind == "throughput" and (float(self.option("requests_per_second")) <= 0
-                                          or self.option("per") not in ("call", "request")):
-            raise ValueError("throughput needs requests_per_second > 0 and per 'call' or 'request'")
-        if self.kind in ("result_cap", "provider_logs") and self.option("style") not in RESULT_CAP_STYLES:
-            raise ValueError(f"result_cap style must be one of {sorted(RESULT_CAP_STYLES)}")
-        if self.kind == "slow" and not 0 <= float(self.option("delay")) <= MAX_SLOW_SECONDS:
-            raise ValueError(f"slow delay must be within [0, {MAX_SLOW_SECONDS}] seconds")
-
-    def option(self, name: str) -> Any:
-        return self.options.get(name, _OPTIONS[self.kind][name])
-
-    @classmethod
-    def from_spec(cls, spec: Fault | Mapping[str, Any]) -> Fault:
-        """A ``Fault`` from a dict like ``{"kind": "slow", "every": 3, "delay": 0.5}``."""
-        if isinstance(spec, Fault):
-            return spec
-        spec = dict(spec)
-        if "kind" not in spec:
-            raise ValueError(f"a fault rule needs a 'kind': {spec!r}")
-        methods = spec.pop("methods", ())
-        methods = (methods,) if isinstance(methods, str) else tuple(methods or ())
-        return cls(
-            kind=spec.pop("kind"),
-            every=int(spec.pop("every", 1)),
-            probability=float(spec.pop("probability", 1.0)),
-            methods=methods,
-            skip=int(spec.pop("skip", 0)),
-            times=spec.pop("times", None),
-            options=spec,
-        )
-
-
-# --------------------------------------------------------------------------------------------
-# Provider error texts (verbatim shapes from rpc-providers.md)
-
-
-def _k(n: int) -> str:
-    return f"{n // 1000}K" if n >= 1000 and n % 1000 == 0 else str(n)
-
-
-def _range_infura(n, lo, hi):
-    return 200, -32602, f"range {hi - lo + 1} exceeds limit of {n}", None
-
-
-def _range_alchemy(n, lo, hi):
-    return 200, -32600, (
-        f"You can make eth_getLogs requests with up to a {n} block range. Based on your parameters, "
-        f"this block range should work: [{hex(lo)}, {hex(lo + n - 1)}]"
-    ), None
-
-
-def _range_quicknode(n, lo, hi):
-    return 413, -32614, f"eth_getLogs is limited to a {n:,} range", None
-
-
-def _range_ankr(n, lo, hi):
-    return 200, -32600, "block range is too wide", None
-
-
-def _range_max_block_range(n, lo, hi):
-    return 200, -32000, f"query exceeds max block range {n}", None
-
-
-def _range_max_is_k(n, lo, hi):
-    size = f"{n // 1000}k" if n % 1000 == 0 else str(n)
-    return 200, -32000, f"eth_getLogs range is too large, max is {size} blocks", None
-
-
-def _range_limited_to(n, lo, hi):
-    return 200, -32000, f"eth_getLogs is limited to {n} block range", None
-
-
-def _range_larger_than(n, lo, hi):
-    return 200, -32000, (
-        f"block range is larger than max block range, block range = {hi - lo + 1}, max block range = {n}"
-    ), None
-
-
-RANGE_CAP_STYLES = {
-    "infura": _range_infura,
-    "alchemy": _range_alchemy,
-    "quicknode": _range_quicknode,
-    "ankr": _range_ankr,
-    "max_block_range": _range_max_block_range,
-    "max_is_k": _range_max_is_k,
-    "limited_to": _range_limited_to,
-    "larger_than": _range_larger_than,
-}
-
-
-def _result_infura(n, lo, hi):
-    message = f"query returned more than {n} results. Try with this block range [0x{lo:X}, 0x{hi:X}]."
-    return 200, -32005, message, {"from": f"0x{lo:X}", "limit": n, "to": f"0x{hi:X}"}
-
-
-def _result_alchemy(n, lo, hi):
-    return 200, -32602, (
-        "Log response size exceeded. You can make eth_getLogs requests with up to a 2K block range and no "
-        f"limit on the response size, or you can request any block range with a cap of {_k(n)} logs in the "
-        "response. Based on your parameters and the response size limit, this block range should work: "
-        f"[{hex(lo)}, {hex(hi)}]"
-    ), None
-
-
-def _result_alchemy_timeout(n, lo, hi):
-    return 200, -32000, (
-        "Query timeout exceeded. Consider reducing your block range. Based on your parameters and the "
-        f"response size limit, this block range should work: [{hex(lo)}, {hex(hi)}]"
-    ), None
-
-
-def _result_ankr(n, lo, hi):
-    return 200, -32000, "query exceeds max results", None
-
-
-def _result_others(n, lo, hi):
-    return 200, -32000, f"query exceeds max results {n}, retry with the range {lo}-{hi}", None
-
-
-RESULT_CAP_STYLES = {
-    "infura": _result_infura,
-    "alchemy": _result_alchemy,
-    "alchemy_timeout": _result_alchemy_timeout,
-    "ankr": _result_ankr,
-    "others": _result_others,
-}
-
-
-def range_cap_error(style: str, max_range: int, from_block: int, to_block: int) -> tuple[int, int, str, Any]:
-    """(http_status, code, message, data) a provider of ``style`` answers for a range over its cap."""
-    return RANGE_CAP_STYLES[style](int(max_range), from_block, to_block)
-
-
-def result_cap_error(style: str, max_results: int, from_block: int, suggested_to: int) -> tuple[int, int, str, Any]:
-    """(http_status, code, message, data) for too many results; the suggested range is
-    ``[from_block, suggested_to]`` (inclusive)."""
-    return RESULT_CAP_STYLES[style](int(max_results), from_block, suggested_to)
-
-
-# --------------------------------------------------------------------------------------------
-# The proxy
-
-
-def hosted_provider_plan(*, requests_per_second: float = 25.0, max_range: int = 2000, max_results: int = 10000,
-                         random_429: float = 0.02, retry_after: float | None = None) -> list[dict[str, Any]]:
-    """A plan that makes the proxy act like a hosted provider (Alchemy-like): eth_getLogs up to
-    ``max_range`` blocks, or any range with at most ``max_results`` logs; ``requests_per_second``
-    metered per call; and a 429 at random on ``random_429`` of the requests."""
-    plan: list[dict[str, Any]] = [
-        {"kind": "throughput", "requests_per_second": requests_per_second, "per": "call"},
-        {"kind": "provider_logs", "max_range": max_range, "max_results": max_results, "style": "alchemy"},
-    ]
-    if random_429:
-        plan.insert(1, {"kind": "http_429", "probability": random_429, "retry_after": retry_after})
-    return plan
-
-
-class _RuleState:
-    def __init__(self, fault: Fault, seed: int, index: int) -> None:
-        self.fault = fault
-        self.rng = random.Random(f"faultproxy:{seed}:{index}")
-        self.matched = 0
-        self.fired = 0
-        # throughput: a token bucket of one second's worth
-        self.tokens: float | None = None
-        self.last = 0.0
-
-    def over_rate(self, cost: float, now: float) -> bool:
-        """Spend ``cost`` tokens if the bucket allows (caller holds the lock); True when over."""
-        rate = float(self.fault.option("requests_per_second"))
-        burst = max(1.0, rate)
-        if self.tokens is None:
-            self.tokens, self.last = burst, now
-        self.tokens = min(burst, self.tokens + (now - self.last) * rate)
-        self.last = now
-        if self.tokens >= min(cost, burst):
-            self.tokens -= cost  # may go negative: a big batch leaves debt
-            return False
-        return True
-
-    def fire(self) -> bool:
-        """Count one match and decide whether the fault fires on it (caller holds the lock)."""
-        f = self.fault
-        self.matched += 1
-        n = self.matched - f.skip
-        if n <= 0 or (f.times is not None and self.fired >= f.times) or n % f.every != 0:
-            return False
-        if f.probability < 1.0 and self.rng.random() >= f.probability:
-            return False
-        self.fired += 1
-        return True
 
 
 class _Server(http.server.ThreadingHTTPServer):
@@ -383,16 +114,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.server.proxy._send(self, 405, b"JSON-RPC over POST only\n", "text/plain")  # type: ignore[attr-defined]
 
 
-def _is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
 
 class FaultProxy:
     """A local HTTP server that forwards JSON-RPC to ``upstream_url`` and injects ``plan``.
@@ -413,7 +134,7 @@ class FaultProxy:
         upstream_timeout: float = 30.0,
     ) -> None:
         parts = urllib.parse.urlsplit(upstream_url)
-        if parts.scheme != "http" or not _is_loopback(parts.hostname):
+        if parts.scheme != "http" or not is_loopback_host(parts.hostname):
             raise ValueError(
                 "faultproxy forwards only to a plain-http loopback node (like anvil on 127.0.0.1); "
                 "point it at a local node"
@@ -781,92 +502,3 @@ def _error(call_id: Any, code: int, message: str, data: Any = None) -> dict:
 def _errors_for(calls: list[dict], is_batch: bool, err: dict) -> Any:
     answers = [{"jsonrpc": "2.0", "id": c.get("id"), "error": err} for c in calls]
     return answers if is_batch else answers[0]
-
-
-# --------------------------------------------------------------------------------------------
-# A chain with logs to fetch
-
-
-# A runtime that emits n = calldata word 0 logs: LOG1(topic=EMITTER_TOPIC, data=counter), n..1.
-EMITTER_TOPIC = "0x" + "fa017" * 12 + "fa01"
-_EMITTER_RUNTIME = (
-    "600035"  # PUSH1 0 CALLDATALOAD            -> [n]
-    "5b"  # 0x03 JUMPDEST loop
-    "801560" "3a" "57"  # DUP1 ISZERO PUSH1 end JUMPI  -> [n]
-    "80600052"  # DUP1 PUSH1 0 MSTORE                 mem[0:32] = n
-    "7f" + EMITTER_TOPIC[2:] +  # PUSH32 topic
-    "60206000a1"  # PUSH1 32 PUSH1 0 LOG1
-    "60019003"  # PUSH1 1 SWAP1 SUB                  -> [n - 1]
-    "600356"  # PUSH1 loop JUMP
-    "5b00"  # 0x3a JUMPDEST end, STOP
-)
-EMITTER_ADDRESS = "0x00000000000000000000000000000000000fa017"
-
-
-@dataclass(frozen=True)
-class LogChain:
-    """Where ``build_log_chain`` put its logs: blocks ``from_block``..``to_block`` inclusive."""
-
-    address: str
-    topic: str
-    from_block: int
-    to_block: int
-    log_count: int
-    logs_per_block: dict[int, int]
-
-
-def _rpc(url: str, method: str, params: list) -> Any:
-    parts = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=30)
-    try:
-        conn.request("POST", parts.path or "/", _dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}),
-                     {"Content-Type": "application/json"})
-        answer = json.loads(conn.getresponse().read())
-    finally:
-        conn.close()
-    if "error" in answer:
-        raise RuntimeError(f"{method} failed on the local node: {answer['error']}")
-    return answer["result"]
-
-
-def build_log_chain(
-    url: str,
-    *,
-    seed: int = 0,
-    txs: int = 60,
-    max_logs_per_tx: int = 5,
-    max_gap: int = 4,
-    dense_logs: int = 12,
-) -> LogChain:
-    """Put the log emitter on a local anvil node and mine ``txs`` blocks of logs among empty ones.
-
-    Each transaction is its own block (anvil automines) with 0..``max_logs_per_tx`` logs; one
-    block in the middle has ``dense_logs`` logs (for result-cap tests); between them come
-    0..``max_gap`` empty blocks (``anvil_mine``). Deterministic for a given ``seed`` and a
-    fresh node; requests are sent one by one so the order of blocks is exact.
-    """
-    parts = urllib.parse.urlsplit(url)
-    if not _is_loopback(parts.hostname):
-        raise ValueError("build_log_chain writes to a local node only")
-    rng = random.Random(seed)
-    _rpc(url, "anvil_setCode", [EMITTER_ADDRESS, "0x" + _EMITTER_RUNTIME])
-    sender = _rpc(url, "eth_accounts", [])[0]
-    # Automine answers eth_sendTransaction before the block exists; mining by hand makes the
-    # block of every transaction exact.
-    _rpc(url, "evm_setAutomine", [False])
-    try:
-        first = int(_rpc(url, "eth_blockNumber", []), 16) + 1
-        for i in range(txs):
-            gap = rng.randint(0, max_gap)
-            if gap:
-                _rpc(url, "anvil_mine", [hex(gap)])
-            n = dense_logs if i == txs // 2 else rng.randint(0, max_logs_per_tx)
-            tx = {"from": sender, "to": EMITTER_ADDRESS, "data": "0x" + f"{n:064x}", "gas": hex(1_000_000)}
-            _rpc(url, "eth_sendTransaction", [tx])
-            _rpc(url, "evm_mine", [])
-        last = int(_rpc(url, "eth_blockNumber", []), 16)
-    finally:
-        _rpc(url, "evm_setAutomine", [True])
-    logs = _rpc(url, "eth_getLogs", [{"fromBlock": hex(first), "toBlock": hex(last), "address": EMITTER_ADDRESS}])
-    per_block = collections.Counter(int(entry["blockNumber"], 16) for entry in logs)
-    return LogChain(EMITTER_ADDRESS, EMITTER_TOPIC, first, last, len(logs), dict(per_block))
