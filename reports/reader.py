@@ -7,6 +7,8 @@ parameters, and the :class:`~reports.columns.Columns` of each table the replay a
 
 from __future__ import annotations
 
+import re
+
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -154,7 +156,9 @@ class RunReader:
             raise PostmortemError(f"a report query failed ({first}); the warehouse tables may have changed, "
                                   "see COLUMNS in reports/columns.py") from None
         names = [d[0] for d in cur.description]
-        return [{n: _canon(v) for n, v in zip(names, row)} for row in cur.fetchall()]
+        chain_text = {n for n in names if _CHAIN_TEXT.search(n)}
+        return [{n: (display_text(v) if n in chain_text else _canon(v)) for n, v in zip(names, row)}
+                for row in cur.fetchall()]
 
     def where(self, alias: str | None = None) -> str:
         p = f"{alias}." if alias else ""
@@ -185,6 +189,22 @@ class RunReader:
         w = f" --warehouse {self.root}"
         return (f"run `postmortem verify --repair{w}` and then `postmortem ingest --incident {self.incident_id}{w}` "
                 "to fetch the damaged chunks again")
+
+
+# Columns whose text a token's deployer or a market's admin chose (an ERC-20 symbol, an eMode label).
+_CHAIN_TEXT = re.compile(r"(^|_)(symbol|label)$")
+_SAFE_CHAR = re.compile(r"[\w.+\-/() $€₮]")
+DISPLAY_TEXT_MAX = 32
+
+
+def display_text(value: Any) -> Any:
+    """Text from the chain as a report shows it: every character that could be markup in HTML or
+    Markdown (``<>&"'`|*[]`` ...) or a control character becomes ``?``, and more than 32 characters
+    are cut with an ellipsis. The warehouse keeps the exact text; a report never interprets it."""
+    if not isinstance(value, str):
+        return value
+    shown = "".join(c if _SAFE_CHAR.fullmatch(c) else "?" for c in value)
+    return shown if len(shown) <= DISPLAY_TEXT_MAX else shown[: DISPLAY_TEXT_MAX - 1] + "…"
 
 
 def _canon(value: Any) -> Any:
