@@ -7,7 +7,6 @@ errors of Aave's ``Errors`` library and of the project's own contracts.
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError
 
 from postmortem.devchain.compile import compile_all
+from postmortem import jsonrpc
 from postmortem.errors import PostmortemError
 
 GAS_PER_TX = 12_000_000
@@ -122,16 +122,13 @@ class Chain:
         # environment on every request, no web3 middleware) keeps set-up fast.
         self._session = requests.Session()
         self._session.trust_env = False
-        self._ids = itertools.count(1)
         self.rpc("anvil_autoImpersonateAccount", [True])
 
     # -- raw RPC -------------------------------------------------------------------------
     def rpc(self, method: str, params: list | None = None) -> Any:
-        body = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params or []}
-        resp = self._session.post(self.url, json=body, timeout=120).json()
-        if "error" in resp:
-            raise PostmortemError(f"node refused {method}: {resp['error'].get('message')}")
-        return resp.get("result")
+        # One JSON-RPC client for the project (postmortem.jsonrpc); an error answer raises
+        # JsonRpcRefused, a PostmortemError saying "node refused <method>: <message>".
+        return jsonrpc.call(self.url, method, params or [], timeout=120, session=self._session)
 
     def fund(self, address: str, eth: int = 1_000) -> None:
         self.rpc("anvil_setBalance", [address, hex(eth * 10**18)])
@@ -236,11 +233,9 @@ class Chain:
             wave = [q[rnd] for q in queues if rnd < len(q)]
             for i in range(0, len(wave), 200):
                 part = wave[i : i + 200]
-                body = [{"jsonrpc": "2.0", "id": k, "method": "eth_sendTransaction", "params": [raw]}
-                        for k, (raw, _label) in enumerate(part)]
-                answers = {a["id"]: a for a in self._session.post(self.url, json=body, timeout=300).json()}
-                for k, (_raw, label) in enumerate(part):
-                    a = answers.get(k, {})
+                answers = jsonrpc.call_batch(self.url, [("eth_sendTransaction", [raw]) for raw, _label in part],
+                                             timeout=300, session=self._session)
+                for a, (_raw, label) in zip(answers, part):
                     if "error" in a or "result" not in a:
                         raise ScenarioTxFailed(f"{label or 'transaction'} was refused: {a.get('error')}")
                     self._pending.append((a["result"], label))

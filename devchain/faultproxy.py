@@ -40,6 +40,9 @@ import time
 import urllib.parse
 from typing import Any, Iterable, Mapping
 
+import requests
+
+from postmortem import jsonrpc
 from postmortem.devchain.fault_rules import (
     _BATCH_KINDS,
     _CALL_KINDS,
@@ -139,7 +142,7 @@ class FaultProxy:
                 "faultproxy forwards only to a plain-http loopback node (like anvil on 127.0.0.1); "
                 "point it at a local node"
             )
-        self._upstream = (parts.hostname, parts.port or 80, parts.path or "/")
+        self._upstream = urllib.parse.urlunsplit(("http", parts.netloc, parts.path or "/", parts.query, ""))
         self.upstream_timeout = float(upstream_timeout)
         self.seed = seed
         self._rules = [_RuleState(Fault.from_spec(f), seed, i) for i, f in enumerate(plan)]
@@ -357,7 +360,7 @@ class FaultProxy:
 
         try:
             answers, status = self._answers(calls, is_batch, request_no)
-        except (OSError, http.client.HTTPException, ValueError) as exc:
+        except (OSError, requests.RequestException, http.client.HTTPException, ValueError) as exc:
             self._count("upstream_errors")
             self._send(h, 502, f"upstream node failed: {type(exc).__name__}\n".encode(), "text/plain")
             return
@@ -397,20 +400,16 @@ class FaultProxy:
     # -- forwarding --------------------------------------------------------------------------
 
     def _upstream_call(self, payload: Any) -> Any:
-        host, port, path = self._upstream
-        conn = http.client.HTTPConnection(host, port, timeout=self.upstream_timeout)
-        try:
-            conn.request("POST", path, _dumps(payload), {"Content-Type": "application/json"})
-            data = conn.getresponse().read()
-        finally:
-            conn.close()
+        # The project's one JSON-RPC transport (postmortem.jsonrpc), a fresh connection per
+        # request as before; the payload goes on as the client sent it, batch or not.
+        response = jsonrpc.post(self._upstream, _dumps(payload), timeout=self.upstream_timeout)
         self._count("upstream_requests")
-        return json.loads(data)
+        return json.loads(response.content)
 
     def _block_number(self, tag: Any, head: list[int]) -> int | None:
         if tag is None or tag in ("latest", "pending", "safe", "finalized"):
             if not head:
-                head.append(int(self._upstream_call({"jsonrpc": "2.0", "id": 0, "method": "eth_blockNumber", "params": []})["result"], 16))
+                head.append(int(self._upstream_call(jsonrpc.envelope("eth_blockNumber", [], id=0))["result"], 16))
             return head[0]
         if tag == "earliest":
             return 0

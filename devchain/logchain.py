@@ -6,20 +6,15 @@ something realistic to forward and to split.
 from __future__ import annotations
 
 import collections
-import http.client
-import json
 import random
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
+from postmortem import jsonrpc
 from postmortem.devchain.node import is_loopback_host
 
 __all__ = ["EMITTER_ADDRESS", "EMITTER_TOPIC", "LogChain", "build_log_chain"]
-
-
-def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
 
 
 # A runtime that emits n = calldata word 0 logs: LOG1(topic=EMITTER_TOPIC, data=counter), n..1.
@@ -51,17 +46,10 @@ class LogChain:
 
 
 def _rpc(url: str, method: str, params: list) -> Any:
-    parts = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=30)
     try:
-        conn.request("POST", parts.path or "/", _dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}),
-                     {"Content-Type": "application/json"})
-        answer = json.loads(conn.getresponse().read())
-    finally:
-        conn.close()
-    if "error" in answer:
-        raise RuntimeError(f"{method} failed on the local node: {answer['error']}")
-    return answer["result"]
+        return jsonrpc.call(url, method, params, timeout=30)
+    except jsonrpc.JsonRpcRefused as exc:
+        raise RuntimeError(f"{method} failed on the local node: {exc.error}") from None
 
 
 def build_log_chain(

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import signal
 import socket
+import shutil
 import subprocess
+import tempfile
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import requests
+
+from postmortem import jsonrpc
 from postmortem.errors import PostmortemError
 from postmortem.paths import SETUP_COMMAND, anvil_binary_path, anvil_package
 
@@ -65,12 +67,10 @@ def free_port() -> int:
 
 
 def rpc_ready(url: str, timeout: float = 0.5) -> bool:
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode()
-    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    """True when ``url`` answers ``eth_chainId`` with a result within ``timeout`` seconds."""
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return b"result" in resp.read()
-    except (urllib.error.URLError, OSError, TimeoutError):
+        return jsonrpc.call(url, "eth_chainId", [], timeout=timeout) is not None
+    except (requests.RequestException, PostmortemError, OSError):
         return False
 
 
@@ -81,6 +81,9 @@ class AnvilNode:
     port: int
     process: subprocess.Popen | None
     pid: int
+    # anvil spills old block states to $HOME/.foundry/anvil/tmp and never deletes them (about 5 GB
+    # for the mainnet twin): each node gets a HOME of its own, removed when the node stops.
+    state_home: Path | None = None
 
     @property
     def url(self) -> str:
@@ -89,14 +92,21 @@ class AnvilNode:
     def stop(self) -> None:
         if self.process is None:
             stop_pid(self.pid)
-            return
-        # Our own child: terminate and reap it (polling the pid would see an unreaped zombie).
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
+        else:
+            # Our own child: terminate and reap it (polling the pid would see an unreaped zombie).
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        remove_state_home(self.state_home)
+
+
+def remove_state_home(state_home: Path | None) -> None:
+    """Delete the block states a stopped anvil left on disk."""
+    if state_home is not None:
+        shutil.rmtree(state_home, ignore_errors=True)
 
 
 def start_anvil(
@@ -107,12 +117,15 @@ def start_anvil(
     detach: bool = False,
     log_path: Path | None = None,
     extra_args: list[str] | None = None,
+    state_home: Path | None = None,
 ) -> AnvilNode:
     """Start anvil on ``port`` (a free one when None) and wait until it answers JSON-RPC.
 
     ``timestamp`` sets the genesis block time (scenarios replay real dates).
     Transactions are ordered first-in first-out so scenarios control intra-block order.
     ``detach`` starts it in its own session so it outlives the calling process.
+    ``state_home`` is where anvil keeps block states it spills to disk (a new temporary folder when
+    None); ``AnvilNode.stop`` removes it.
     """
     binary = anvil_binary()
     if port is None:
@@ -137,21 +150,26 @@ def start_anvil(
         args += ["--timestamp", str(timestamp)]
     args += extra_args or []
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    state_home = Path(state_home) if state_home else Path(tempfile.mkdtemp(prefix="postmortem-anvil-"))
+    state_home.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
-        args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=detach
+        args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=detach,
+        env={**os.environ, "HOME": str(state_home)},
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            remove_state_home(state_home)
             raise PostmortemError(
                 f"anvil exited at start with code {proc.returncode}; check that port {port} is free "
                 "and that `node_modules` is installed (`make setup`)"
             )
         if rpc_ready(url):
-            return AnvilNode(port=port, process=proc, pid=proc.pid)
+            return AnvilNode(port=port, process=proc, pid=proc.pid, state_home=state_home)
         time.sleep(0.05)
     proc.kill()
+    remove_state_home(state_home)
     raise PostmortemError(f"anvil did not answer on {url} within 20 s; try another --port")
 
 

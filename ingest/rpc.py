@@ -44,6 +44,7 @@ from typing import Any, Callable, Iterable, Sequence
 import requests
 import urllib3
 
+from postmortem import jsonrpc
 from postmortem.errors import PostmortemError
 from postmortem.ingest.rate_limit import RateLimiter
 from postmortem.ingest.rpc_errors import (
@@ -201,7 +202,7 @@ class RpcClient:
         self.sleep = sleep
         self.clock = clock
         self.limiter = RateLimiter(requests_per_second, clock=clock, sleep=sleep)
-        self._headers = {"Content-Type": "application/json", "Accept": "application/json", **(headers or {})}
+        self._headers = {**jsonrpc.HEADERS, **(headers or {})}
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._lock = threading.Lock()
@@ -366,9 +367,8 @@ class RpcClient:
         self.limiter.acquire(n_calls)
         with self._inflight:
             self._count(requests=1, calls=n_calls, bytes_sent=len(body))
-            response = self._session().post(
-                self._url, data=body, headers=self._headers, timeout=(min(self.timeout, 10.0), self.timeout)
-            )
+            response = jsonrpc.post(self._url, body, session=self._session(), headers=self._headers,
+                                    timeout=(min(self.timeout, 10.0), self.timeout))
         self._count(bytes_received=len(response.content))
         return response
 
@@ -511,7 +511,7 @@ class RpcClient:
     def _attempt(self, calls, pending, results, as_batch) -> _Problem | None:
         """One HTTP round trip for the calls still pending; returns why some remain, if any."""
         send = list(pending)
-        objs = [{"jsonrpc": "2.0", "id": i, "method": calls[pending[i]][0], "params": calls[pending[i]][1]} for i in send]
+        objs = [jsonrpc.envelope(calls[pending[i]][0], calls[pending[i]][1], id=i) for i in send]
         with self._lock:
             for obj in objs:
                 self._by_method[obj["method"]] = self._by_method.get(obj["method"], 0) + 1
