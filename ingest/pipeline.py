@@ -27,10 +27,8 @@ import sys
 import time
 import uuid
 from datetime import datetime, timezone
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -39,7 +37,21 @@ from postmortem.ingest.calls import multicall_batch_of
 from postmortem.ingest.decode import decode_logs, raw_logs_from_rpc
 from postmortem.ingest.events import TABLE_SCHEMAS
 from postmortem.ingest.ranges import fetch_logs
-from postmortem.ingest.rpc import RpcClient, RpcError
+from postmortem.ingest.cost import cost_record
+from postmortem.ingest.progress import _Progress
+from postmortem.ingest.rpc import RpcClient
+from postmortem.ingest.scope import (
+    USER_SCOPES,
+    ZERO,
+    IngestPlan,
+    _incident_users,
+    _plan,
+    mispriced_reserves,
+    scan_tokens,
+    users_scope,
+    window_users,
+)
+from postmortem.ingest.units import _lookup, _with_units
 from postmortem.ingest import tables as ingest_tables
 from postmortem.errors import PostmortemError
 from postmortem.incidents import Incident, load_incident
@@ -49,99 +61,12 @@ from postmortem.warehouse import CHUNK_DATASETS_KEY, Warehouse
 
 TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
 DEFAULT_CHUNK = 10_000
-ZERO = "0x" + "0" * 40
 
-
-@dataclass
-class IngestPlan:
-    chain_id: int
-    pools: dict[str, str]
-    from_block: int
-    to_block: int
-    users_since: int
-    price_grid: int
-    incident_id: str | None
-    revisions: dict[str, str]
-    users: str = "all"  # the users whose start positions are read: "incident" or "all" (USER_SCOPES)
-    mispriced: dict[str, str | None] | None = None  # symbol -> asset address (if the incident names it)
-
-
-USER_SCOPES = ("incident", "all")
-
-
-def users_scope(incident: Incident | None, users: str | None) -> tuple[str, dict[str, str | None]]:
-    """The scope of the start snapshot and the mispriced assets it is built around.
-
-    ``incident``: the holders of the incident's mispriced (``[true_price]``) assets at the start
-    plus every user in the window's logs; ``all``: every user who ever held a market token
-    since ``users_since``. Default: ``incident`` when the incident names a mispriced asset,
-    else ``all``."""
-    mispriced: dict[str, str | None] = {}
-    if incident is not None:
-        assets = {str(k): str(v).lower() for k, v in (incident.raw.get("assets") or {}).items()}
-        mispriced = {sym: assets.get(sym) for sym in (incident.true_price or {})}
-    if users is None:
-        users = "incident" if mispriced else "all"
-    if users not in USER_SCOPES:
-        raise PostmortemError(f"--users {users!r} is not a scope; give --users incident or --users all")
-    if users == "incident" and not mispriced:
-        raise PostmortemError(
-            "--users incident needs an incident whose [true_price] names the mispriced asset; give --incident ID, "
-            "or --users all to read every user of the markets"
-        )
-    return users, mispriced
-
-
-def _plan(client: RpcClient, *, incident: Incident | None, pools: list[str] | None, from_block, to_block,
-          users_since, price_grid, allow_unfinalized: bool, users: str | None = None) -> IngestPlan:
-    # Everything that can be checked without the node is checked first.
-    scope, mispriced = users_scope(incident, users)
-    if incident is not None:
-        pool_map = dict(incident.pools)
-        from_block = incident.from_block if from_block is None else from_block
-        to_block = incident.to_block if to_block is None else to_block
-        users_since = incident.users_since if users_since is None else users_since
-        price_grid = incident.price_grid if price_grid is None else price_grid
-        if incident.finality == "latest":
-            allow_unfinalized = True
-    else:
-        if not pools:
-            raise PostmortemError("say what to ingest: --incident ID or at least one --pool ADDRESS")
-        pool_map = {}
-        for p in pools:
-            if not (isinstance(p, str) and p.startswith("0x") and len(p) == 42):
-                raise PostmortemError(f"--pool {p!r} is not an address; give a 0x-prefixed 40-hex-digit Pool address")
-            pool_map[f"pool-{p[2:8].lower()}"] = p.lower()
-        price_grid = price_grid or 0
-    if from_block is None or to_block is None:
-        raise PostmortemError("give the block range with --from-block and --to-block")
-    if from_block < 1 or to_block < 1:
-        raise PostmortemError("block numbers start at 1; give --from-block and --to-block of 1 or more")
-    if from_block > to_block:
-        raise PostmortemError(f"--from-block {from_block} is after --to-block {to_block}; swap them")
-
-    chain_id = int(client.call("eth_chainId", []), 16)
-    if incident is not None and chain_id != incident.chain_id:
-        raise PostmortemError(
-            f"the RPC URL serves chain {chain_id} but incident {incident.id} is on chain {incident.chain_id}; "
-            "point --rpc-url at a node of that chain"
-        )
-    head = int(client.call("eth_blockNumber", []), 16)
-    if to_block > head:
-        raise PostmortemError(f"--to-block {to_block} is past the node's latest block {head}; lower it")
-    if not allow_unfinalized:
-        try:
-            fin = client.call("eth_getBlockByNumber", ["finalized", False])
-            finalized = int(fin["number"], 16) if fin else head
-        except RpcError:
-            finalized = head  # a node without the tag: nothing to respect
-        if to_block > finalized:
-            raise PostmortemError(
-                f"--to-block {to_block} is past the node's finalized block {finalized}; lower it, or pass "
-                "--allow-unfinalized to ingest blocks that a reorg may still replace"
-            )
-    return IngestPlan(chain_id, pool_map, int(from_block), int(to_block), int(users_since or 0),
-                      int(price_grid or 0), incident.id if incident else None, {}, scope, mispriced)
+# The plan and its users (ingest.scope), the stage progress (ingest.progress), the cost record
+# (ingest.cost) and the human-unit columns (ingest.units) are modules of their own; the names
+# callers import from here are re-exported.
+__all__ = ["DEFAULT_CHUNK", "HOLDER_CHUNK", "IngestPlan", "TRANSFER_TOPIC", "USER_SCOPES", "cost_record", "ingest",
+           "mispriced_reserves", "scan_tokens", "users_scope", "window_users"]
 
 
 def _chunks(a: int, b: int, size: int) -> list[tuple[int, int]]:
@@ -151,53 +76,6 @@ def _chunks(a: int, b: int, size: int) -> list[tuple[int, int]]:
         out.append((start, end))
         start = end + 1
     return out
-
-
-class _Progress:
-    """Progress of one stage on stderr.
-
-    ``enabled`` True: a live bar (tqdm) from the stage's first moment; False: nothing; None:
-    the bar when stderr is a terminal, else one plain line when the stage ends
-    (``ingest: <stage> done in S s: <note>``), so a log file still says what happened."""
-
-    def __init__(self, total: int | None, desc: str, enabled: bool | None, unit: str = "blk"):
-        tty = sys.stderr.isatty()
-        self.mode = ("bar" if tty else "lines") if enabled is None else ("bar" if enabled else "off")
-        self.enabled = self.mode == "bar"
-        self.desc = desc
-        self.t0 = time.monotonic()
-        self.bar = None
-        if self.mode == "bar":
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=True, file=sys.stderr, dynamic_ncols=True)
-            self.bar.refresh()  # shown at once, before the first unit of work is done
-
-    def update(self, n: int, **post) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-            if post:
-                self.bar.set_postfix(post, refresh=False)
-
-    def close(self, note: str = "") -> None:
-        """End the stage; ``note`` (counts) goes on its plain line."""
-        if self.bar is not None:
-            if note:
-                self.bar.set_postfix_str(note, refresh=False)
-            self.bar.close()
-            self.bar = None
-        elif self.mode == "lines":
-            seconds = time.monotonic() - self.t0
-            print(f"ingest: {self.desc} done in {seconds:.1f} s{': ' + note if note else ''}", file=sys.stderr,
-                  flush=True)
-            self.mode = "off"
-
-    def end(self) -> None:
-        """Leave the stage without a "done" line (it failed or was interrupted)."""
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-        self.mode = "off"
 
 
 def ingest(
@@ -266,33 +144,6 @@ def ingest(
         client.close()
 
 
-def cost_record(rpc: dict, stages: dict[str, float], seconds: float) -> dict:
-    """What a run cost the node, flat and named for ``runs`` (``summary.cost``): HTTP requests
-    and JSON-RPC calls (those inside batches counted one by one), ``eth_getLogs`` calls, ranges
-    answered and logs received, ``eth_call``s and the reads they carried (Multicall3 sub-reads
-    counted), bytes received and sent, retries by cause, and wall time per stage [s]."""
-    by = rpc.get("calls_by_method") or {}
-    return {
-        "requests": int(rpc.get("requests", 0)),
-        "calls": int(rpc.get("calls", 0)),
-        "getlogs_calls": int(by.get("eth_getLogs", 0)),
-        "getlogs_ranges": int(rpc.get("getlogs_ranges", 0)),
-        "logs_received": int(rpc.get("logs_received", 0)),
-        "eth_calls": int(by.get("eth_call", 0)),
-        "reads": int(rpc.get("reads", 0)),
-        "multicall_calls": int(rpc.get("multicall_calls", 0)),
-        "multicall_reads": int(rpc.get("multicall_reads", 0)),
-        "bytes_received": int(rpc.get("bytes_received", 0)),
-        "bytes_sent": int(rpc.get("bytes_sent", 0)),
-        "retries": int(rpc.get("retries", 0)),
-        "retries_by_cause": {k[len("retries_"):]: int(v) for k, v in sorted(rpc.items())
-                             if k.startswith("retries_") and v},
-        "rate_limit_waited_s": float(rpc.get("waited_seconds", 0.0)),
-        "stage_seconds": dict(stages),
-        "seconds": seconds,
-    }
-
-
 def _heal(wh: Warehouse, chain: int) -> list[str]:
     """Find damaged files (missing, changed, unreadable) and leftovers of a crash; remove them
     and mark their chunk incomplete so this run fetches exactly those chunks again."""
@@ -348,33 +199,6 @@ HOLDER_CHUNK = 1_000_000
 
 def _holder_chunk_size(chunk_size: int) -> int:
     return max(chunk_size, HOLDER_CHUNK)
-
-
-def mispriced_reserves(markets, plan: IngestPlan) -> list[tuple]:
-    """(market, reserve) of every mispriced asset (by address if the incident names it, else by
-    symbol) in the markets."""
-    out = []
-    for m in markets:
-        for r in m.reserves:
-            for sym, addr in (plan.mispriced or {}).items():
-                if (addr and r["asset"] == addr) or (not addr and r["symbol"] == sym):
-                    out.append((m, r))
-    if plan.users == "incident" and not out:
-        names = ", ".join(sorted(plan.mispriced or {})) or "none"
-        raise PostmortemError(
-            f"the incident's mispriced asset ({names}) is not a reserve of the markets ingested; check the "
-            "incident's [true_price] and [assets], or pass --users all"
-        )
-    return out
-
-
-def scan_tokens(markets, plan: IngestPlan) -> list[str]:
-    """Tokens whose Transfer logs the holder scan reads: the mispriced reserves' aToken and
-    variable-debt token (``incident``), or every market token (``all``)."""
-    if plan.users == "incident":
-        pairs = mispriced_reserves(markets, plan)
-        return sorted({t for _, r in pairs for t in (r["a_token"], r["variable_debt_token"])})
-    return sorted({t for m in markets for r in m.reserves for t in (r["a_token"], r["variable_debt_token"])})
 
 
 def _run(client: RpcClient, wh: Warehouse, plan: IngestPlan, chunk_size: int, progress, revisions,
@@ -561,90 +385,10 @@ def _holders(client, wh, chain, markets, since: int, until: int, chunk_size: int
     return holders
 
 
-# Columns of the decoded window tables that name a user, and those that name the reserve touched.
-_USER_COLUMNS = ("user", "on_behalf_of", "to_address", "from_address", "repayer", "liquidator", "caller", "target")
-_ASSET_COLUMNS = ("reserve", "collateral_asset", "debt_asset", "asset")
-_WINDOW_TABLES = ("supplies", "withdraws", "borrows", "repays", "liquidations", "collateral_toggles", "emode_changes",
-                  "deficits", "token_mints", "token_burns", "balance_transfers", "transfers")
-
-
-def window_users(wh: Warehouse, chain: int, a: int, b: int) -> dict[tuple[str, str], set[str]]:
-    """Every user in the window's Pool and token logs: (emitting contract, user) -> the reserves
-    (assets) those logs touch for them (a user with only an eMode change has an empty set)."""
-    import duckdb
-
-    out: dict[tuple[str, str], set[str]] = {}
-    con = duckdb.connect()
-    for ds in _WINDOW_TABLES:
-        files = [str(wh.root / r.path) for r in wh.completed_chunks(chain, ds) if r.start >= a and r.end <= b]
-        if not files:
-            continue
-        cols = {row[0] for row in con.execute("select name from parquet_schema(?)", [files[0]]).fetchall()}
-        users = [c for c in _USER_COLUMNS if c in cols]
-        assets = [c for c in _ASSET_COLUMNS if c in cols] or ["NULL"]
-        parts = [f"select address as c, {u} as u, {x} as x from read_parquet(?)" for u in users for x in assets]
-        if not parts:
-            continue
-        q = " union all ".join(parts)
-        for contract, user, asset in con.execute(
-                f"select distinct c, u, x from ({q}) where u is not null and u <> ?", [files] * len(parts) + [ZERO]
-        ).fetchall():
-            got = out.setdefault((contract, user), set())
-            if asset:
-                got.add(asset)
-    return out
-
-
-def _incident_users(wh, chain, markets, plan: IngestPlan, holders: dict[str, set[str]], a: int, b: int):
-    """pool -> user -> extra assets to read for the incident scope: the holders of the mispriced
-    reserve's tokens (that reserve), and every user of the window in the market whose Pool or
-    tokens logged them (the reserves they touched)."""
-    wanted: dict[str, dict[str, set[str]]] = {m.pool: {} for m in markets}
-    pool_of = {}
-    for m in markets:
-        pool_of[m.pool] = m.pool
-        for r in m.reserves:
-            pool_of[r["a_token"]] = pool_of[r["variable_debt_token"]] = m.pool
-    for m, r in mispriced_reserves(markets, plan):
-        for token in (r["a_token"], r["variable_debt_token"]):
-            for u in holders.get(token, ()):
-                wanted[m.pool].setdefault(u, set()).add(r["asset"])
-    for (contract, u), assets in window_users(wh, chain, a, b).items():
-        pool = pool_of.get(contract)
-        if pool is not None:
-            wanted[pool].setdefault(u, set()).update(assets)
-    return wanted
-
-
 def _supersede_one(wh, chain, ds, s, e):
     for rec in wh.completed_chunks(chain, ds):
         if rec.start <= e and s <= rec.end and (rec.start, rec.end) != (s, e):
             wh.invalidate(chain, ds, rec.start, rec.end, reason=f"superseded by chunk {s}..{e}")
-
-
-def _units(values: pa.Array, decimals: np.ndarray) -> pa.Array:
-    """Human units for display (float64): exact integers divided by 10^decimals."""
-    as_float = pc.cast(values, pa.float64())
-    return pc.divide(as_float, pa.array(np.power(10.0, decimals)))
-
-
-def _lookup(keys: pa.ChunkedArray | pa.Array, mapping: dict, values_type: pa.DataType, default=None) -> pa.Array:
-    """``mapping[key]`` for every key, vectorised (Arrow ``index_in`` + ``take``); ``default``
-    where a key is not in the mapping (or the key itself when ``default`` is None)."""
-    table_keys = pa.array(list(mapping), pa.string())
-    idx = pc.index_in(keys, value_set=table_keys)
-    got = pc.take(pa.array(list(mapping.values()), values_type), idx)
-    return pc.if_else(pc.is_null(idx), keys if default is None else pa.scalar(default, values_type), got)
-
-
-def _with_units(table_name: str, t: pa.Table, token_decimals: dict[str, int]) -> pa.Table:
-    spec = ingest_tables.HUMAN_UNITS.get(table_name)
-    if not spec or t.num_rows == 0:
-        return t
-    for field, asset_col in spec:
-        dec = _lookup(t.column(asset_col), token_decimals, pa.float64(), 18.0).to_numpy(zero_copy_only=False)
-        t = t.append_column(f"{field}_units", _units(t.column(field), dec))
-    return t
 
 
 def _ingest_chunk(client, wh, chain, markets, addresses, s, e, a, b, grid, token_decimals, token_asset):
