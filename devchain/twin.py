@@ -21,7 +21,7 @@ from __future__ import annotations
 from eth_abi import encode
 from eth_utils import to_checksum_address
 
-from postmortem.devchain.chain import Chain
+from postmortem.devchain.chain import Chain, address_for
 from postmortem.devchain.deploy import ROLES, ZERO, configure_reserves, units
 from postmortem.errors import PostmortemError
 
@@ -222,3 +222,72 @@ def deploy_twin(chain: Chain, sc: dict, genesis_ts: int) -> dict:
         book["markets"][market] = deploy_market(placer, sc, shared, market)
     book["libraries"] = dict(chain.libraries)
     return book
+
+
+# -- a longer history (benchmarks) ----------------------------------------------------------------
+# ``history_blocks=N`` puts N blocks of churn of a token no market lists *before* the deployment:
+# the genesis moves N blocks (and N seconds, blocks being one second apart) earlier, and the
+# chain from the deployment on is block for block the one ``N = 0`` gives (same numbers, same
+# timestamps, same deployer nonces, so the same addresses and the same 49 logs). The blocks are
+# empty but for one block of a few transfers every ``HISTORY_SPACING`` blocks.
+HISTORY_SPACING = 5_000
+HISTORY_TRANSFERS_PER_BLOCK = 3
+MAX_HISTORY_BLOCKS = 20_000_000
+
+
+def twin_scenario(sc: dict, *, history_blocks: int = 0, **unknown) -> dict:
+    """The twin scenario with its parameters applied: ``history_blocks`` (default 0: the twin as
+    it is) blocks of unrelated token churn before the deployment."""
+    if unknown:
+        raise PostmortemError(
+            f"the mainnet twin takes no parameter {', '.join(sorted(unknown))}; its only parameter is history_blocks=N"
+        )
+    if isinstance(history_blocks, bool) or not isinstance(history_blocks, int) or not (
+            0 <= history_blocks <= MAX_HISTORY_BLOCKS):
+        raise PostmortemError(
+            f"history_blocks must be a whole number of blocks from 0 to {MAX_HISTORY_BLOCKS:,}, not {history_blocks!r}"
+        )
+    if history_blocks == 0:
+        return sc
+    out = dict(sc)
+    args = list(sc["anvil_args"])
+    i = args.index("--number") + 1
+    args[i] = str(int(args[i]) - history_blocks)
+    out["anvil_args"] = args
+    out["genesis_timestamp"] = int(sc["genesis_timestamp"]) - history_blocks
+    out["history_blocks"] = history_blocks
+    return out
+
+
+def mine_history(chain: Chain, n: int, *, spacing: int = HISTORY_SPACING) -> dict:
+    """Mine ``n`` blocks one second apart from the genesis: a churn token (deployed and minted by
+    its own account, so no market deployer's nonce moves), then every ``HISTORY_SPACING``
+    blocks (``spacing``) one block of ``HISTORY_TRANSFERS_PER_BLOCK`` transfers, the rest empty
+    (``anvil_mine`` with a count). Returns what it made."""
+    start = chain.block_number
+    end = start + n
+    transfers = 0
+    token = None
+    if n >= spacing:
+        churner = address_for("twin-history-churner")
+        chain.fund(churner, 100)
+        token = chain.deploy("TestERC20", "Churn", "CHURN", 18, sender=churner)
+        chain.send(token.functions.mint(churner, 10**30), churner, label="churn mint")
+        k = 0
+        while chain.block_number + spacing <= end:
+            chain.rpc("anvil_mine", [hex(spacing - 1)])
+            chain.begin_batch()
+            for j in range(HISTORY_TRANSFERS_PER_BLOCK):
+                chain.send(token.functions.transfer(address_for(f"twin-history-{k}-{j}"), 10**18 + k * 1_000 + j),
+                           churner, label="churn transfer")
+                transfers += 1
+            for r in chain.mine_batch():
+                if r.status != 1:
+                    raise PostmortemError(f"a churn transfer of the twin's history reverted in block {r.blockNumber}")
+            k += 1
+    left = end - chain.block_number
+    if left > 0:
+        chain.rpc("anvil_mine", [hex(left)])
+    if chain.block_number != end:
+        raise PostmortemError(f"the twin's history ended at block {chain.block_number}, not {end}")
+    return {"history_blocks": n, "history_token": token.address if token else None, "history_transfers": transfers}

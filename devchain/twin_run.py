@@ -20,7 +20,7 @@ from eth_utils import keccak, to_checksum_address
 from postmortem.devchain.chain import Chain, ScenarioTxFailed, address_for
 from postmortem.devchain.deploy import ROLES, units
 from postmortem.devchain.scenario import LIQUIDATION_CALL_TOPIC, MAX_UINT
-from postmortem.devchain.twin import deploy_twin
+from postmortem.devchain.twin import deploy_twin, mine_history
 from postmortem.errors import PostmortemError
 
 FINALITY_MARGIN = 70  # anvil's `finalized` is 64 blocks behind `latest`
@@ -69,7 +69,20 @@ class TwinRunner:
         c, rng = self.chain, self.sc["range"]
         c.rpc("anvil_setBlockTimestampInterval", [1])
         genesis = c.w3.eth.get_block("latest")
-        genesis_ts = int(genesis.timestamp)
+        history = {}
+        if self.sc.get("history_blocks"):
+            n = int(self.sc["history_blocks"])
+            self.log(f"mining {n:,} blocks of unrelated token churn before the deployment ...")
+            history = mine_history(c, n)
+        # The deployment starts from the same block and time whatever the history's length.
+        base = c.w3.eth.get_block("latest") if history else genesis
+        genesis_ts = int(base.timestamp)
+        if history and (int(base.number), genesis_ts) != (int(genesis.number) + history["history_blocks"],
+                                                          int(genesis.timestamp) + history["history_blocks"]):
+            raise PostmortemError(
+                f"the twin's history ended at block {base.number} time {base.timestamp}, not one block and one "
+                "second apart from the genesis; the deployment would not match the twin without history"
+            )
         self.log("deploying Aave v3.6 Core and Prime at their mainnet addresses ...")
         self.book = deploy_twin(c, self.sc, genesis_ts)
         deploy_block = c.block_number
@@ -89,6 +102,7 @@ class TwinRunner:
             "borrowers_liquidated": len({(x["market"], x["user"]) for x in self.liquidations}),
             "users": len({f["user"] for f in self.fillers} | {v["user"].lower() for v in self.sc["victims"]}),
             "seconds": round(time.monotonic() - t0, 2),
+            **history,
         }
         return {"book": self.book, "summary": summary,
                 "ground_truth": {"liquidations": self.liquidations, "controls": [], "transactions": self.records,
