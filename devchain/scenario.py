@@ -73,7 +73,12 @@ def load_scenario(name: str, **params: Any) -> dict:
         raise PostmortemError(
             f"unknown scenario {name!r}; choose one of: {', '.join(available_scenarios())}"
         )
-    return json.loads(path.read_text())
+    sc = json.loads(path.read_text())
+    if sc.get("runner") == "twin":  # the mainnet twin takes history_blocks=N
+        from postmortem.devchain.twin import twin_scenario
+
+        return twin_scenario(sc, **params)
+    return sc
 
 
 class ScenarioRunner:
