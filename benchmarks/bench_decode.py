@@ -1,4 +1,4 @@
-"""Benchmark: vectorised ``decode_logs`` against web3.py's per-log decoding.
+"""Benchmark: vectorised ``decode_logs`` against web3.py's and eth_abi's per-log decoding.
 
 Generates N synthetic raw logs (``RAW_LOG_SCHEMA``) with a mix close to an Aave v3 market's
 log stream (ERC-20/aToken Transfer, Mint, Burn, ReserveDataUpdated, Supply, Borrow, Repay,
@@ -7,6 +7,8 @@ LiquidationCall, Chainlink AnswerUpdated), shuffled, ~150 logs per block. Times:
 - ``decode_logs`` on all N logs (best of ``--repeat`` runs, single-threaded);
 - web3.py (``get_event_data`` after a topic0 lookup, the usual per-log loop) on a sample of
   ``--web3-sample`` logs, extrapolated to logs/s (stated as such in the output);
+- ``eth_abi.decode`` per log (the data with the event's non-indexed types, each indexed topic
+  with its type: the same work without web3's event layer) on the same sample;
 - ``raw_logs_from_rpc`` on ``--rpc-sample`` logs in JSON-RPC form (for information).
 
 Prints a table and writes ``benchmarks/results/decode.json``.
@@ -211,6 +213,28 @@ def time_web3(raw: pa.Table, sample: int) -> tuple[float, float, int]:
     return c.wall, c.cpu, decoded
 
 
+def time_eth_abi(raw: pa.Table, sample: int) -> tuple[float, float, int]:
+    """``eth_abi.decode`` per log, the way a hand-written loop decodes without web3's event layer:
+    the data with the event's non-indexed types, each indexed topic with its own type."""
+    from eth_abi import decode
+
+    spec = {ev.topic0: ([p.abi_type for p in ev.non_indexed], [[p.abi_type] for p in ev.indexed]) for ev in EVENTS}
+    sub = raw.slice(0, sample)
+    logs = [([r[f"topic{k}"] for k in range(4) if r[f"topic{k}"] is not None], r["data"]) for r in sub.to_pylist()]
+    decoded = 0
+    with Clock() as c:
+        for topics, data in logs:
+            s = spec.get(topics[0])
+            if s is None:
+                continue
+            data_types, topic_types = s
+            decode(data_types, data)
+            for t, topic in zip(topic_types, topics[1:]):
+                decode(t, topic)
+            decoded += 1
+    return c.wall, c.cpu, decoded
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--logs", type=int, default=1_000_000, help="synthetic logs to decode (default 1,000,000)")
@@ -231,6 +255,8 @@ def main(argv: list[str] | None = None) -> dict:
     sample = min(args.web3_sample, args.logs)
     web3_wall, web3_cpu, web3_n = time_web3(raw, sample)
 
+    abi_wall, abi_cpu, abi_n = time_eth_abi(raw, sample)
+
     rpc_n = min(args.rpc_sample, args.logs)
     rpc_logs = to_rpc(raw.slice(0, rpc_n))
     with Clock() as c:
@@ -245,10 +271,13 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{'decoder':<46} {'logs':>10} {'wall s':>8} {'cpu s':>8} {'logs/s wall':>12} {'logs/s cpu':>12}")
     line(f"decode_logs (vectorised, best of {args.repeat})", args.logs, decode_wall, decode_cpu)
     line("web3.py get_event_data (sample, extrapolated)", web3_n, web3_wall, web3_cpu)
+    line("eth_abi.decode per log (sample, extrapolated)", abi_n, abi_wall, abi_cpu)
     line("raw_logs_from_rpc (JSON-RPC dicts -> Arrow)", rpc_n, rpc_wall, rpc_cpu)
     print()
     ratio = (args.logs / decode_cpu) / (web3_n / web3_cpu)
+    abi_ratio = (args.logs / decode_cpu) / (abi_n / abi_cpu)
     print(f"decode_logs / web3.py (CPU time): {ratio:,.0f}x")
+    print(f"decode_logs / eth_abi.decode (CPU time): {abi_ratio:,.0f}x")
     print(
         f"web3.py would need ~{args.logs * web3_cpu / web3_n:,.0f} s of CPU for {args.logs:,} logs "
         f"(extrapolated from {web3_n:,}); decode_logs took {decode_cpu:.2f} s"
@@ -268,8 +297,15 @@ def main(argv: list[str] | None = None) -> dict:
             "extrapolated_cpu_seconds_for_all": args.logs * web3_cpu / web3_n,
             "note": "measured on a sample of the same logs, extrapolated linearly",
         },
+        "eth_abi_decode": {
+            **rates(abi_n, abi_wall, abi_cpu),
+            "extrapolated_cpu_seconds_for_all": args.logs * abi_cpu / abi_n,
+            "note": "eth_abi.decode of each log's data and indexed topics, on the same sample as web3.py, "
+                    "extrapolated linearly",
+        },
         "raw_logs_from_rpc": rates(rpc_n, rpc_wall, rpc_cpu),
         "speedup_vs_web3_cpu": ratio,
+        "speedup_vs_eth_abi_cpu": abi_ratio,
         "rows_per_table": rows,
         "threads": {"arrow_cpu_count": pa.cpu_count()},
         "python": platform.python_version(),
