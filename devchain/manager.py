@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from postmortem.devchain.chain import Artifacts, Chain
-from postmortem.devchain.node import AnvilNode, port_in_use, rpc_ready, start_anvil, stop_pid
+from postmortem.devchain.node import AnvilNode, port_in_use, remove_state_home, rpc_ready, start_anvil, stop_pid
 from postmortem.devchain.scenario import ScenarioRunner, genesis_timestamp, load_scenario
 from postmortem import __version__, atomic
 from postmortem.errors import PostmortemError
@@ -29,6 +29,7 @@ from postmortem.paths import DEVCHAIN_DIR
 GROUND_TRUTH_NAME = "ground_truth.json"
 DEFAULT_PORT = 8545
 PORT_DIR_PREFIX = "port-"
+ANVIL_HOME = "anvil-home"  # the block states anvil spills to disk; removed when the devchain stops
 
 
 def directory_for(port: int | None = None) -> Path:
@@ -124,7 +125,8 @@ def start(port: int = DEFAULT_PORT, scenario: str = "wsteth-capo-2026-03-10", *,
         _check_port_free(port, directory)
     directory.mkdir(parents=True, exist_ok=True)
     node = start_anvil(port, timestamp=genesis_timestamp(sc), detach=detach,
-                       log_path=directory / "anvil.log", extra_args=sc.get("anvil_args"))
+                       log_path=directory / "anvil.log", extra_args=sc.get("anvil_args"),
+                       state_home=directory / ANVIL_HOME)
     try:
         out = run_scenario_on(node.url, scenario, progress=progress, **params)
     except BaseException:
@@ -175,6 +177,7 @@ def stop(directory: Path | None = None, *, port: int | None = None) -> str:
         msg = f"stopped the devchain on port {manifest.get('port')} (pid {pid}, scenario {manifest.get('scenario')})"
     else:
         msg = f"the devchain on port {manifest.get('port')} had already exited; its manifest is marked stopped"
+    remove_state_home(directory / ANVIL_HOME)
     manifest["stopped"] = True
     _write_json(path, manifest)
     return msg

@@ -9,6 +9,7 @@ by an ``eth_call`` state override, for one that returns the true price (live rat
 from __future__ import annotations
 
 import pytest
+import requests
 from web3 import Web3
 
 from postmortem.devchain.chain import Artifacts
@@ -116,3 +117,19 @@ def test_snapshot_fixed_after_window(incident_chain):
     assert not adapter.functions.isCapped().call()
     cap = adapter.functions.getMaxRatio().call(block_identifier=update_block)
     assert abs(cap - 1_193_946_876 * 10**9) < 10**14  # about 1.1939, as on mainnet
+
+
+def test_anvil_block_states_on_disk_are_removed_when_the_node_stops(tmp_path, monkeypatch):
+    """anvil spills old block states to $HOME/.foundry/anvil/tmp and never deletes them (about 5 GB
+    for the mainnet twin): every node keeps them in a folder of its own, removed on stop."""
+    from postmortem.devchain.node import start_anvil
+
+    node = start_anvil(state_home=tmp_path / "anvil-home")
+    try:
+        requests.post(node.url, json={"jsonrpc": "2.0", "id": 1, "method": "anvil_mine", "params": ["0x258"]},
+                      timeout=60).raise_for_status()
+        spilled = list((tmp_path / "anvil-home").rglob("anvil-state-*"))
+        assert spilled, "anvil wrote no block states where it was told to (the test could not fail)"
+    finally:
+        node.stop()
+    assert not (tmp_path / "anvil-home").exists()
