@@ -38,7 +38,6 @@ import logging
 import random
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
 import requests
@@ -58,10 +57,13 @@ from postmortem.ingest.rpc_errors import (
     RpcTransportError,
     RpcUnreachableError,
     _parse_retry_after,
+    _Problem,
     backoff_hint_seconds,
     block_of_call,
+    final_error,
     is_archive_state_error,
     is_rate_limit,
+    url_error,
 )
 from postmortem.redact import install_log_redaction, redact_text, redact_url
 
@@ -116,20 +118,6 @@ def client_defaults(*, timeout: float | None = None, retries: int | None = None)
         yield
     finally:
         _DEFAULTS.reset(token)
-
-
-@dataclass
-class _Problem:
-    """Why an attempt did not finish every call: decides the wait and the final error."""
-
-    kind: str  # "transport" | "unreachable" | "rate_limit" | "protocol"
-    detail: str
-    hint: float | None = None  # seconds the node asked us to wait
-    code: int | None = None
-    message: str | None = None
-    data: Any = None
-    http_status: int | None = None
-    timed_out: bool = False  # a transport problem that was a timeout: --timeout may help
 
 
 class _BatchTooLarge(Exception):
@@ -448,65 +436,11 @@ class RpcClient:
         return f"batch of {len(calls)} calls ({', '.join(methods[:3])}{', ...' if len(methods) > 3 else ''})"
 
     def _give_up(self, problem: _Problem, calls, pending, attempts: int) -> RpcError:
-        label = self._label(calls, pending)
         # The node's own words go into the error: scrub them like anything else we print.
         problem.detail = self._scrub(problem.detail)
         problem.message = self._scrub(problem.message) if problem.message else problem.message
-        first = calls[min(pending.values())]
-        if problem.kind == "unreachable":
-            return RpcUnreachableError(
-                None, problem.detail, None, first[0], first[1],
-                text=f"cannot reach the JSON-RPC node at {self.display_url} ({problem.detail}); "
-                "check the RPC URL and that the node is running",
-            )
-        if problem.kind == "transport":
-            if problem.timed_out:
-                fix = (f"the node is slow or overloaded: raise --timeout (now {self.timeout:g} s), lower "
-                       "--batch-size or --max-concurrency, or try again later (a re-run resumes)")
-            elif problem.http_status is not None and problem.http_status >= 500:
-                fix = "the node or its gateway is failing: try again later (a re-run resumes) or use another --rpc-url"
-            else:
-                fix = ("check that the node is healthy and try again (a re-run resumes), or use another --rpc-url; "
-                       "if it is only slow, raise --timeout")
-            return RpcTransportError(
-                None, problem.detail, None, first[0], first[1], http_status=problem.http_status,
-                text=f"the JSON-RPC node at {self.display_url} kept failing on {label} ({problem.detail}) "
-                f"after {attempts} attempts; {fix}",
-            )
-        if problem.kind == "rate_limit":
-            return RpcRateLimitedError(
-                problem.code, problem.message or problem.detail, problem.data, first[0], first[1],
-                http_status=problem.http_status, retry_after=problem.hint,
-                text=f"the JSON-RPC node at {self.display_url} kept rate-limiting {label} after {attempts} "
-                "attempts; lower --requests-per-second or --max-concurrency, or use a plan with more capacity",
-            )
-        return RpcProtocolError(
-            None, problem.detail, None, first[0], first[1], http_status=problem.http_status,
-            text=f"the JSON-RPC node at {self.display_url} did not answer {label} properly ({problem.detail}) "
-            f"after {attempts} attempts; lower --batch-size (max_batch), as some nodes drop calls from large batches",
-        )
-
-    def _url_error(self, status: int, reason: str | None, words: str, html: bool, call) -> RpcHttpError:
-        """The error for an answer that says the URL or its key is wrong (see ``RpcHttpError``)."""
-        status_text = f"HTTP {status} {reason or ''}".rstrip()
-        words = " ".join(self._scrub(words).split())[:120]
-        said = f" ({words})" if words and words.lower() != (reason or "").lower() else ""
-        where = f"the JSON-RPC node at {self.display_url}"
-        if html:
-            text = (f"{self.display_url} answered with an HTML page ({status_text}) instead of JSON-RPC; "
-                    "--rpc-url points at a web page, not at a node's JSON-RPC endpoint: check the URL")
-        elif status in (401, 403):
-            text = (f"{where} refused the key: {status_text}{said}; "
-                    "check the key in --rpc-url (or $POSTMORTEM_RPC_URL)")
-        elif status == 404:
-            text = (f"{where} answered {status_text}{said}: nothing serves JSON-RPC at that path; check the path "
-                    "in --rpc-url (for example https://mainnet.infura.io/v3/KEY)")
-        elif status == 405:
-            text = (f"{self.display_url} refused a JSON-RPC POST: {status_text}{said}; it is not a JSON-RPC "
-                    "endpoint, so check --rpc-url (a node's HTTP JSON-RPC address)")
-        else:
-            text = f"{where} answered {status_text}{said}; check --rpc-url"
-        return RpcHttpError(None, f"{status_text}{said}", None, call[0], call[1], http_status=status, text=text)
+        return final_error(problem, display_url=self.display_url, timeout=self.timeout,
+                           label=self._label(calls, pending), first=calls[min(pending.values())], attempts=attempts)
 
     def _attempt(self, calls, pending, results, as_batch) -> _Problem | None:
         """One HTTP round trip for the calls still pending; returns why some remain, if any."""
@@ -541,7 +475,8 @@ class RpcClient:
             words = str(err.get("message", "")) if err else ("" if html else content[:200].decode("utf-8", "replace"))
             if not (err and is_rate_limit(err.get("code"), words, status)):
                 first = calls[pending[send[0]]]
-                raise self._url_error(status, response.reason, words, html, first) from None
+                raise url_error(status, response.reason, " ".join(self._scrub(words).split())[:120], html, first,
+                                display_url=self.display_url) from None
 
         if status == 429:
             self._count(rate_limited=1)

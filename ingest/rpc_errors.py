@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import email.utils
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from postmortem.errors import PostmortemError, RuntimeFailure
@@ -26,8 +27,10 @@ __all__ = [
     "RpcUnreachableError",
     "backoff_hint_seconds",
     "block_of_call",
+    "final_error",
     "is_archive_state_error",
     "is_rate_limit",
+    "url_error",
 ]
 
 
@@ -231,3 +234,82 @@ def _block_label(block: int | str | None) -> str:
         return f"block {block}"
     return "the requested block"
 
+
+# --------------------------------------------------------------------------------------------
+# Final errors: what failed and what to change
+
+
+@dataclass
+class _Problem:
+    """Why an attempt did not finish every call: decides the wait and the final error."""
+
+    kind: str  # "transport" | "unreachable" | "rate_limit" | "protocol"
+    detail: str
+    hint: float | None = None  # seconds the node asked us to wait
+    code: int | None = None
+    message: str | None = None
+    data: Any = None
+    http_status: int | None = None
+    timed_out: bool = False  # a transport problem that was a timeout: --timeout may help
+
+
+def final_error(problem: _Problem, *, display_url: str, timeout: float, label: str, first: tuple[str, Any],
+                attempts: int) -> RpcError:
+    """The error a client raises when ``problem`` outlasted its retries: what failed, on which
+    call (``label``; ``first`` is the first call still pending), and what to change. The
+    problem's words must already be scrubbed of the URL's key."""
+    if problem.kind == "unreachable":
+        return RpcUnreachableError(
+            None, problem.detail, None, first[0], first[1],
+            text=f"cannot reach the JSON-RPC node at {display_url} ({problem.detail}); "
+            "check the RPC URL and that the node is running",
+        )
+    if problem.kind == "transport":
+        if problem.timed_out:
+            fix = (f"the node is slow or overloaded: raise --timeout (now {timeout:g} s), lower "
+                   "--batch-size or --max-concurrency, or try again later (a re-run resumes)")
+        elif problem.http_status is not None and problem.http_status >= 500:
+            fix = "the node or its gateway is failing: try again later (a re-run resumes) or use another --rpc-url"
+        else:
+            fix = ("check that the node is healthy and try again (a re-run resumes), or use another --rpc-url; "
+                   "if it is only slow, raise --timeout")
+        return RpcTransportError(
+            None, problem.detail, None, first[0], first[1], http_status=problem.http_status,
+            text=f"the JSON-RPC node at {display_url} kept failing on {label} ({problem.detail}) "
+            f"after {attempts} attempts; {fix}",
+        )
+    if problem.kind == "rate_limit":
+        return RpcRateLimitedError(
+            problem.code, problem.message or problem.detail, problem.data, first[0], first[1],
+            http_status=problem.http_status, retry_after=problem.hint,
+            text=f"the JSON-RPC node at {display_url} kept rate-limiting {label} after {attempts} "
+            "attempts; lower --requests-per-second or --max-concurrency, or use a plan with more capacity",
+        )
+    return RpcProtocolError(
+        None, problem.detail, None, first[0], first[1], http_status=problem.http_status,
+        text=f"the JSON-RPC node at {display_url} did not answer {label} properly ({problem.detail}) "
+        f"after {attempts} attempts; lower --batch-size (max_batch), as some nodes drop calls from large batches",
+    )
+
+
+def url_error(status: int, reason: str | None, words: str, html: bool, call, *, display_url: str) -> RpcHttpError:
+    """The error for an answer that says the URL or its key is wrong (see ``RpcHttpError``);
+    ``words`` are the node's, already scrubbed of the URL's key and shortened."""
+    status_text = f"HTTP {status} {reason or ''}".rstrip()
+    said = f" ({words})" if words and words.lower() != (reason or "").lower() else ""
+    where = f"the JSON-RPC node at {display_url}"
+    if html:
+        text = (f"{display_url} answered with an HTML page ({status_text}) instead of JSON-RPC; "
+                "--rpc-url points at a web page, not at a node's JSON-RPC endpoint: check the URL")
+    elif status in (401, 403):
+        text = (f"{where} refused the key: {status_text}{said}; "
+                "check the key in --rpc-url (or $POSTMORTEM_RPC_URL)")
+    elif status == 404:
+        text = (f"{where} answered {status_text}{said}: nothing serves JSON-RPC at that path; check the path "
+                "in --rpc-url (for example https://mainnet.infura.io/v3/KEY)")
+    elif status == 405:
+        text = (f"{display_url} refused a JSON-RPC POST: {status_text}{said}; it is not a JSON-RPC "
+                "endpoint, so check --rpc-url (a node's HTTP JSON-RPC address)")
+    else:
+        text = f"{where} answered {status_text}{said}; check --rpc-url"
+    return RpcHttpError(None, f"{status_text}{said}", None, call[0], call[1], http_status=status, text=text)
