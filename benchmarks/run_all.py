@@ -39,6 +39,7 @@ BENCHES = {
     "scale": ("bench_scale.py", ["--sizes", "10000", "--checkpoints", "200", "--full-max", "10000"],
               ["--sizes", "10000,100000,1000000", "--checkpoints", "1000", "--full-max", "1000000"]),
     "ingest": ("bench_ingest.py", ["--borrowers", "300"], []),
+    "mainnet_twin": ("bench_mainnet_twin.py", [], ["--full"]),
 }
 
 
@@ -108,8 +109,49 @@ def rows_ingest(d: dict) -> list[dict]:
     return out
 
 
+def rows_mainnet_twin(d: dict) -> list[dict]:
+    """Requests of the default scope vs --users all, plan vs run, and the default scope's
+    requests at each history length N vs the smallest N (goal: does not grow)."""
+    out = []
+
+    def cost(res, scope):
+        return ((res["scopes"].get(scope) or {}).get("cost")) or {}
+
+    runs = sorted(d["results"], key=lambda r: r["history_blocks"])
+    for res in runs:
+        n = res["history_blocks"]
+        inc, every = cost(res, "incident"), cost(res, "all")
+        if inc.get("requests") is not None:
+            b = every.get("requests")
+            out.append(row(f"mainnet twin N={n:,}: requests, default scope", inc["requests"], "requests",
+                           "--users all" if b is not None else None, b,
+                           _r(inc["requests"] / b, 4) if b else None))
+            for key, unit in (("reads", "reads"), ("bytes_received", "bytes"), ("seconds", "s")):
+                if inc.get(key) is not None:
+                    out.append(row(f"mainnet twin N={n:,}: {key}, default scope", inc[key], unit,
+                                   "--users all" if every.get(key) is not None else None, every.get(key),
+                                   _r(inc[key] / every[key], 4) if every.get(key) else None))
+        for scope, r in res["scopes"].items():
+            plan = r.get("plan") or {}
+            est = (plan.get("expected") or {}).get("requests") if isinstance(plan, dict) else None
+            used = cost(res, scope).get("requests")
+            if est is not None and used is not None:
+                out.append(row(f"mainnet twin N={n:,}: plan's request estimate, {scope} scope", est, "requests",
+                               "requests the run used", used, _r(est / used, 3) if used else None))
+    base = runs[0] if runs else None
+    b = cost(base, "incident").get("requests") if base else None
+    for res in runs[1:]:
+        v = cost(res, "incident").get("requests")
+        if v is None or b is None:
+            continue
+        out.append(row(f"mainnet twin: default scope requests at N={res['history_blocks']:,}", v, "requests",
+                       f"N={base['history_blocks']:,}", b, _r(v / b, 4) if b else None, "does not grow", v <= b))
+    return out
+
+
 EXTRACT = {"decode": lambda d, full: rows_decode(d), "replay_vs_protocol": lambda d, full: rows_replay_vs_protocol(d),
-           "scale": rows_scale, "ingest": lambda d, full: rows_ingest(d)}
+           "scale": rows_scale, "ingest": lambda d, full: rows_ingest(d),
+           "mainnet_twin": lambda d, full: rows_mainnet_twin(d)}
 
 
 def git_commit() -> str:
