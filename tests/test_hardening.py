@@ -51,7 +51,7 @@ def test_damaged_chunks_are_found_and_only_they_refetched(small_chain, tmp_path)
 def test_second_writer_is_refused_and_touches_nothing(small_chain, tmp_path):
     inc = devchain_window(small_chain.manifest, "small")
     code = (
-        "import json\nfrom ingest.pipeline import ingest\nfrom postmortem.incidents import Incident\n"
+        "import json\nfrom postmortem.ingest.pipeline import ingest\nfrom postmortem.incidents import Incident\n"
         f"inc=Incident(**json.loads({json.dumps(inc.__dict__)!r}))\n"
         f"ingest({small_chain.url!r}, incident=inc, warehouse={str(tmp_path)!r}, progress=False, chunk_size=1, "
         "requests_per_second=5)\n"
