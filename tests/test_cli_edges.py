@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from postmortem.cli import _register, cli
 from postmortem.warehouse import Warehouse
 
-from test_warehouse import logs_table
+from helpers.warehouse_tables import logs_table
 
 POSTMORTEM = Path(sys.executable).with_name("postmortem")
 INCIDENT = "aave-v3-wsteth-capo-2026-03-10"

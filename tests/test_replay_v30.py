@@ -22,7 +22,7 @@ from conftest import _start
 from postmortem.devchain.prestate import account_data_at, health_before_liquidation, price_override, true_wsteth_price
 from postmortem.replay.engine import resolve_true_models, run_replay
 from postmortem.replay.inputs import load_inputs
-from test_replay_chain import _view, judge_by_protocol, scaled_balance_mismatches
+from helpers.replay_judge import _view, judge_by_protocol, scaled_balance_mismatches
 
 pytestmark = pytest.mark.chain
 WAD = 10**18

@@ -10,10 +10,10 @@ import pytest
 from postmortem.sql import run_sql
 from postmortem.reports.api import build_and_write
 
-from test_reports_synthetic import documented_schemas  # noqa: F401  (autouse fixture)
+from helpers.synthetic import documented_schemas  # noqa: F401  (autouse fixture)
 
-from test_reports_html_chromium import ARTIFACTS, CHROMIUM, chromium, console_lines
-from test_reports_model import as_text, shaped
+from helpers.chromium import ARTIFACTS, CHROMIUM, chromium, console_lines
+from helpers.report_text import as_text, shaped
 
 pytestmark = pytest.mark.chain
 INCIDENT = "devchain-wsteth-capo-2026-03-10"

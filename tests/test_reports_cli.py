@@ -13,9 +13,9 @@ from click.testing import CliRunner
 import postmortem.cli_report  # noqa: F401  (registers the command; the lead wires it into cli._register)
 from postmortem.cli import cli
 
-from test_reports_policy import A, B, HAND_A, HAND_B, hand_specs
-from test_reports_synthetic import INCIDENT, build_warehouse
-from test_reports_synthetic import documented_schemas  # noqa: F401  (autouse fixture)
+from helpers.hand_specs import A, B, HAND_A, HAND_B, hand_specs
+from helpers.synthetic import INCIDENT, build_warehouse
+from helpers.synthetic import documented_schemas  # noqa: F401  (autouse fixture)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 from conftest import _start
 from postmortem.sql import run_sql
 
-from test_reports_synthetic import documented_schemas  # noqa: F401  (autouse fixture)
+from helpers.synthetic import documented_schemas  # noqa: F401  (autouse fixture)
 
 pytestmark = pytest.mark.chain
 

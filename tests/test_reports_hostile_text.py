@@ -11,10 +11,11 @@ import json
 
 import pytest
 
-import test_reports_synthetic as syn
 from postmortem.reports.api import build_and_write
 from postmortem.reports.reader import DISPLAY_TEXT_MAX, display_text
-from test_reports_synthetic import documented_schemas  # noqa: F401 (autouse: the documented tables)
+
+import helpers.synthetic as syn
+from helpers.synthetic import documented_schemas  # noqa: F401 (autouse: the documented tables)
 
 HOSTILE = {
     "html": '<script>alert(1)</script><img src=x onerror="alert(2)">',

@@ -24,28 +24,13 @@ import pytest
 
 from postmortem.reports.api import write_report
 
-from test_reports_synthetic import INCIDENT, build_warehouse
-from test_reports_synthetic import documented_schemas  # noqa: F401  (autouse fixture)
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+from helpers.chromium import ARTIFACTS, CHROMIUM, FLAGS, chromium, console_lines
+from helpers.synthetic import INCIDENT, build_warehouse
+from helpers.synthetic import documented_schemas  # noqa: F401  (autouse fixture)
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
                                 reason="Debian chromium is not installed at /usr/bin/chromium (apt-get install chromium)")
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--enable-logging=stderr", "--v=0", "--hide-scrollbars"]
-
-
-def chromium(url: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", *args, url],
-                          capture_output=True, text=True, timeout=120)
-
-
-def console_lines(stderr: str) -> list[str]:
-    """Chromium logs every console message (errors, CSP violations, uncaught exceptions) as CONSOLE."""
-    return [line for line in stderr.splitlines() if re.search(r":CONSOLE[:(]", line)]
 
 # --- a small DevTools-protocol client: real layout measurements and full-page screenshots ---------
 

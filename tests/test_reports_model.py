@@ -3,21 +3,20 @@ figures agree with sums computed independently from the rows the test wrote."""
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import pytest
 
 from postmortem import schema_docs
 from postmortem.errors import PostmortemError
-from postmortem.sql import run_sql
 from postmortem.warehouse import Warehouse
 from postmortem.reports.model import COLUMNS, build_model, input_digest
 
-from test_reports_synthetic import (CHAIN, FIRST_BLOCK, INCIDENT, LAST_BLOCK, MISPRICED_FROM, MISPRICED_TO, RUN, WSTETH,
-                                    L, U, _write_ingest, build_warehouse, default_specs, documented, reimbursable_wei,
-                                    verdict_row)
-from test_reports_synthetic import documented_schemas  # noqa: F401  (autouse fixture)
+from helpers.report_text import as_text, shaped, sql_rows
+from helpers.synthetic import (CHAIN, FIRST_BLOCK, INCIDENT, LAST_BLOCK, MISPRICED_FROM, MISPRICED_TO, RUN, WSTETH,
+                               L, U, _write_ingest, build_warehouse, default_specs, documented, reimbursable_wei,
+                               verdict_row)
+from helpers.synthetic import documented_schemas  # noqa: F401  (autouse fixture)
 
 
 @pytest.fixture(scope="module")
@@ -28,29 +27,6 @@ def syn(tmp_path_factory):
 @pytest.fixture(scope="module")
 def model(syn):
     return build_model(syn.root, INCIDENT)
-
-
-def as_text(value):
-    """Both sides in one exact form: run_sql's JSON gives DECIMAL as strings and BIGINT as numbers."""
-    if isinstance(value, dict):
-        return {k: as_text(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [as_text(v) for v in value]
-    if value is None or isinstance(value, bool):
-        return value
-    return str(value)
-
-
-def sql_rows(root, sql):
-    return json.loads(run_sql(root, sql, "json"))
-
-
-def shaped(shape, rows):
-    if shape == "rows":
-        return rows
-    if not rows:
-        return None
-    return rows[0] if shape == "row" else next(iter(rows[0].values()))
 
 
 def test_every_figure_is_reproduced_by_its_sql(syn, model):

@@ -17,8 +17,8 @@ from postmortem.reports.api import FILE_NAMES, write_report
 from postmortem.reports.model import build_model
 from postmortem.reports.policy import Policy
 
-from test_reports_synthetic import INCIDENT, U, build_warehouse, reimbursable_wei
-from test_reports_synthetic import documented_schemas  # noqa: F401  (autouse fixture)
+from helpers.synthetic import INCIDENT, U, build_warehouse, reimbursable_wei
+from helpers.synthetic import documented_schemas  # noqa: F401  (autouse fixture)
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,8 @@ from postmortem.reports.render_html import render_html
 from postmortem.reports.render_json import render_json
 from postmortem.reports.render_md import render_md
 
-from test_reports_synthetic import INCIDENT, build_warehouse, reimbursable_wei
-from test_reports_synthetic import documented_schemas  # noqa: F401  (autouse fixture)
+from helpers.synthetic import INCIDENT, build_warehouse, reimbursable_wei
+from helpers.synthetic import documented_schemas  # noqa: F401  (autouse fixture)
 
 REPO = Path(__file__).resolve().parent.parent
 

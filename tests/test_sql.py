@@ -18,7 +18,7 @@ from postmortem.errors import PostmortemError
 from postmortem.sql import check_query, run_sql
 from postmortem.warehouse import Warehouse
 
-from test_warehouse import logs_table
+from helpers.warehouse_tables import logs_table
 
 MAX_DEC = 10**38 - 1
 
