@@ -235,6 +235,19 @@ HISTORY_TRANSFERS_PER_BLOCK = 3
 MAX_HISTORY_BLOCKS = 20_000_000
 
 
+MINE_STEP = 500  # blocks per anvil_mine call: each call stays far inside the client's 120 s timeout
+
+
+def _mine(chain: Chain, count: int) -> None:
+    """``count`` empty blocks, in calls of at most ``MINE_STEP`` (on anvil 1.7 a block costs time
+    that grows with the chain, about 30 ms past 10,000 blocks, so one call of thousands can
+    outlast the client's timeout)."""
+    while count > 0:
+        step = min(count, MINE_STEP)
+        chain.rpc("anvil_mine", [hex(step)])
+        count -= step
+
+
 def twin_scenario(sc: dict, *, history_blocks: int = 0, **unknown) -> dict:
     """The twin scenario with its parameters applied: ``history_blocks`` (default 0: the twin as
     it is) blocks of unrelated token churn before the deployment."""
@@ -275,7 +288,7 @@ def mine_history(chain: Chain, n: int, *, spacing: int = HISTORY_SPACING) -> dic
         chain.send(token.functions.mint(churner, 10**30), churner, label="churn mint")
         k = 0
         while chain.block_number + spacing <= end:
-            chain.rpc("anvil_mine", [hex(spacing - 1)])
+            _mine(chain, spacing - 1)
             chain.begin_batch()
             for j in range(HISTORY_TRANSFERS_PER_BLOCK):
                 chain.send(token.functions.transfer(address_for(f"twin-history-{k}-{j}"), 10**18 + k * 1_000 + j),
@@ -286,8 +299,7 @@ def mine_history(chain: Chain, n: int, *, spacing: int = HISTORY_SPACING) -> dic
                     raise PostmortemError(f"a churn transfer of the twin's history reverted in block {r.blockNumber}")
             k += 1
     left = end - chain.block_number
-    if left > 0:
-        chain.rpc("anvil_mine", [hex(left)])
+    _mine(chain, left)
     if chain.block_number != end:
         raise PostmortemError(f"the twin's history ended at block {chain.block_number}, not {end}")
     return {"history_blocks": n, "history_token": token.address if token else None, "history_transfers": transfers}
