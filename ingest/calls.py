@@ -207,15 +207,21 @@ def run_reads(client, reads: Sequence[Read]) -> list[Any]:
     return out
 
 
-def _plain_result(r: Read, ans: Any) -> Any:
+def _answer_bytes(ans: Any) -> bytes | None:
+    """The bytes an ``eth_call`` answered; None when it reverted; any other failure raises
+    (missing archive state stays an ``ArchiveStateError``)."""
     if isinstance(ans, ArchiveStateError):
         raise ans
     if isinstance(ans, RpcError):
         if _is_revert(ans):
             return None
         raise ans
-    raw = bytes.fromhex(ans[2:]) if isinstance(ans, str) and ans.startswith("0x") else b""
-    return _decode(r, raw)
+    return bytes.fromhex(ans[2:]) if isinstance(ans, str) and ans.startswith("0x") else b""
+
+
+def _plain_result(r: Read, ans: Any) -> Any:
+    raw = _answer_bytes(ans)
+    return None if raw is None else _decode(r, raw)
 
 
 def _aggregate3_params(reads: Sequence[Read], idx: list[int], block: int) -> list:
@@ -227,13 +233,9 @@ def _aggregate3_params(reads: Sequence[Read], idx: list[int], block: int) -> lis
 def _aggregate3_results(ans: Any, n: int) -> list[tuple[bool, bytes]] | None:
     """``(success, returnData)`` per sub-call, or None when the outer call reverted; any other
     failure of the outer call raises (missing archive state stays an ``ArchiveStateError``)."""
-    if isinstance(ans, ArchiveStateError):
-        raise ans
-    if isinstance(ans, RpcError):
-        if _is_revert(ans):
-            return None
-        raise ans
-    raw = bytes.fromhex(ans[2:]) if isinstance(ans, str) and ans.startswith("0x") else b""
+    raw = _answer_bytes(ans)
+    if raw is None:
+        return None
     try:
         (results,) = decode(["(bool,bytes)[]"], raw)
     except Exception:  # noqa: BLE001 - not Multicall3's answer: read one by one instead
