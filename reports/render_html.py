@@ -192,7 +192,8 @@ def chart_sections(m: ReportModel) -> list[tuple[str, str, str, str, list[tuple[
                     _both_widths(charts.price_chart, pts, marks, chart_id="chart-price", title=title, window=window,
                                  unit=f"USD per {mis['symbol']}"),
                     f"{mis['symbol']} price in USD as the oracle reported it (dashed) and as it truly was (solid), "
-                    "block by block over the replayed range; the mispriced stretch is shaded and every liquidation "
+                    "over the replayed range in UTC time (a long quiet stretch is cut out and marked //); the mispriced "
+                    "stretch is shaded and every liquidation "
                     "of this collateral is marked at the price it was liquidated at.",
                     [("price path", m.price_path.sql), ("liquidations", m.liquidations.sql)]))
         if marks:
