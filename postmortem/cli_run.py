@@ -53,10 +53,6 @@ def run_cmd(incident, rpc_url, from_block, to_block, warehouse, out_dir, request
     _print_headline(out)
 
 
-def _eth(wei) -> str:
-    return f"{int(wei) / 10**18:,.2f} ETH"  # display only; the warehouse keeps exact wei
-
-
 def _print_headline(out: dict) -> None:
     for sentence in out.get("headline", []):
         click.echo(click.wrap_text(sentence, width=100, preserve_paragraphs=True))
@@ -66,9 +62,8 @@ def _print_headline(out: dict) -> None:
     click.echo(f"  liquidations: {rep.get('liquidations', 0)} "
                f"({verdicts.get('wrongly_eligible', 0)} wrongly eligible, {verdicts.get('eligible_anyway', 0)} eligible anyway, "
                f"{verdicts.get('anomaly', 0)} anomalies)")
-    click.echo(f"  over all liquidations: oracle loss {_eth(rep.get('oracle_loss_eth_wei', 0))}, "
-               f"bonus {_eth(rep.get('bonus_loss_eth_wei', 0))}; "
-               f"reimbursable at the chain's prices: {_eth(rep.get('reimbursable_eth_wei', 0))}")
+    # The losses and what is owed are the headline's above, under the report's names (one number per
+    # concept); the replay's own summary splits them differently, so it is not printed beside them.
     click.echo(f"  positions wrongly eligible but not liquidated: {rep.get('at_risk', 0)}")
     for fmt, path in sorted(out["report"].items()):
         click.echo(f"  report ({fmt}): {path}")
