@@ -15,7 +15,7 @@ from eth_abi import encode
 
 from postmortem.devchain.chain import Chain
 from postmortem.devchain.deploy_v30 import deploy_market as deploy_market_v30
-from postmortem.devchain.market_parts import ROLES, ZERO, configure_reserves, deploy_capo_adapter, units  # noqa: F401 (re-exported)
+from postmortem.devchain.market_parts import ROLES, ZERO, configure_emode, configure_reserves, deploy_capo_adapter, units  # noqa: F401 (re-exported)
 
 # Risk parameters close to Ethereum Core/Prime in March 2026 (bps; bonus is 100% + bonus).
 DEFAULT_WORLD: dict = {
@@ -142,14 +142,7 @@ def _deploy_market(chain: Chain, world: dict, book: dict, name: str, m: dict, de
     pool = chain.contract("PoolInstance", pool_addr)
     reserves = configure_reserves(chain, conf, pool, world, book, assets, sources, admin)
     e = m["emode"]
-    chain.send(conf.functions.setEModeCategory(e["id"], e["ltv"], e["lt"], e["bonus"], e["label"]), admin,
-               label="setEModeCategory")
-    for sym in e["collateral"]:
-        chain.send(conf.functions.setAssetCollateralInEMode(book["tokens"][sym]["address"], e["id"], True), admin,
-                   label=f"setAssetCollateralInEMode({sym})")
-    for sym in e["borrowable"]:
-        chain.send(conf.functions.setAssetBorrowableInEMode(book["tokens"][sym]["address"], e["id"], True), admin,
-                   label=f"setAssetBorrowableInEMode({sym})")
+    configure_emode(chain, conf, e, book["tokens"], admin)
     out.update({
         "pool_addresses_provider": provider.address, "pool": pool_addr, "pool_configurator": conf_addr,
         "acl_manager": acl.address, "oracle": oracle.address, "data_provider": data_provider.address,

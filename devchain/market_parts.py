@@ -56,3 +56,15 @@ def configure_reserves(chain: Chain, conf, pool, world: dict, book: dict, assets
         if int(rd[9], 16):
             reserves[sym]["stable_debt_token"] = rd[9]  # v3.0 only
     return reserves
+
+
+def configure_emode(chain: Chain, conf, e: dict, tokens: dict, admin: str) -> None:
+    """One v3.6 eMode category (``setEModeCategory``) and its collateral and borrowable assets."""
+    chain.send(conf.functions.setEModeCategory(e["id"], e["ltv"], e["lt"], e["bonus"], e["label"]), admin,
+               label="setEModeCategory")
+    for sym in e["collateral"]:
+        chain.send(conf.functions.setAssetCollateralInEMode(tokens[sym]["address"], e["id"], True), admin,
+                   label=f"setAssetCollateralInEMode({sym})")
+    for sym in e["borrowable"]:
+        chain.send(conf.functions.setAssetBorrowableInEMode(tokens[sym]["address"], e["id"], True), admin,
+                   label=f"setAssetBorrowableInEMode({sym})")

@@ -22,7 +22,7 @@ from eth_abi import encode
 from eth_utils import to_checksum_address
 
 from postmortem.devchain.chain import Chain, address_for
-from postmortem.devchain.deploy import ROLES, ZERO, configure_reserves, units
+from postmortem.devchain.market_parts import ROLES, ZERO, configure_emode, configure_reserves, units
 from postmortem.errors import PostmortemError
 
 TRACE = {"tracer": "prestateTracer", "tracerConfig": {"diffMode": True}}
@@ -191,14 +191,7 @@ def deploy_market(placer: Placer, sc: dict, shared: dict, market: str) -> dict:
         r["mainnet_variable_debt_token"] = mb["assets"][s]["variable_debt_token"]
         r["kind"] = specs[s][1]
     for e in sc["markets"][market]["emodes"]:
-        c.send(conf.functions.setEModeCategory(e["id"], e["ltv"], e["lt"], e["bonus"], e["label"]), admin,
-               label="setEModeCategory")
-        for s in e["collateral"]:
-            c.send(conf.functions.setAssetCollateralInEMode(shared["tokens"][s]["address"], e["id"], True), admin,
-                   label=f"setAssetCollateralInEMode({s})")
-        for s in e["borrowable"]:
-            c.send(conf.functions.setAssetBorrowableInEMode(shared["tokens"][s]["address"], e["id"], True), admin,
-                   label=f"setAssetBorrowableInEMode({s})")
+        configure_emode(c, conf, e, shared["tokens"], admin)
     return {
         "name": market, "revision": "3.6", "pool_addresses_provider": provider.address, "pool": pool_addr,
         "pool_configurator": conf_addr, "acl_manager": acl.address, "oracle": oracle.address,
