@@ -114,23 +114,37 @@ RESERVE_DATA_TYPES = ("uint256", "uint128", "uint128", "uint128", "uint128", "ui
 
 
 def _probe_sources(client, m: Market, block: int) -> None:
-    """Classify each price source: a capped-ratio adapter (base feed + ratio provider) or a feed."""
+    """Classify each price source by what it answers (``source_kind``):
+
+    ``capped_ratio``  a capped-ratio (CAPO) adapter: ``RATIO_PROVIDER()`` and ``BASE_TO_USD_AGGREGATOR()``;
+    ``feed``          a Chainlink-style feed: a proxy (``aggregator()``) or an aggregator (``latestRound()``);
+    ``stable_cap``    a stablecoin price cap adapter: ``ASSET_TO_USD_AGGREGATOR()``;
+    ``other``         anything else (a fixed price, an adapter of unknown shape). The replay cannot
+                      follow it between reads, so it values it from the oracle's ``getAssetPrice`` read
+                      at each block end, and the report says so.
+    """
     sources = sorted({r["price_source"] for r in m.reserves})
+    probes = ("RATIO_PROVIDER()", "BASE_TO_USD_AGGREGATOR()", "aggregator()", "ASSET_TO_USD_AGGREGATOR()")
     reads = []
     for s in sources:
-        reads += [Read(s, "RATIO_PROVIDER()", out=("address",), block=block),
-                  Read(s, "BASE_TO_USD_AGGREGATOR()", out=("address",), block=block),
-                  Read(s, "aggregator()", out=("address",), block=block)]
+        reads += [Read(s, sig, out=("address",), block=block) for sig in probes]
+        reads.append(Read(s, "latestRound()", block=block))
     res = run_reads(client, reads)
+    width = len(probes) + 1
     info = {}
     for i, s in enumerate(sources):
-        ratio_provider, base, aggregator = res[3 * i : 3 * i + 3]
+        ratio_provider, base, aggregator, asset_feed, latest_round = res[width * i : width * i + width]
         if ratio_provider and base:
             info[s] = {"source_kind": "capped_ratio", "ratio_provider": _lower(ratio_provider),
                        "base_feed": _lower(base), "feed_aggregator": None}
-        else:
+        elif aggregator or latest_round is not None:
             info[s] = {"source_kind": "feed", "ratio_provider": None, "base_feed": None,
                        "feed_aggregator": _lower(aggregator) if aggregator else None}
+        elif asset_feed:
+            # Valued from its own block-end answers: its asset feed's events would skip the cap.
+            info[s] = {"source_kind": "stable_cap", "ratio_provider": None, "base_feed": None, "feed_aggregator": None}
+        else:
+            info[s] = {"source_kind": "other", "ratio_provider": None, "base_feed": None, "feed_aggregator": None}
     # A base feed behind a capped adapter may itself be a proxy: follow it to its aggregator.
     bases = sorted({v["base_feed"] for v in info.values() if v["base_feed"]})
     aggs = run_reads(client, [Read(b, "aggregator()", out=("address",), block=block) for b in bases])

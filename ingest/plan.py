@@ -144,7 +144,8 @@ def estimate(rpc_url: str, *, incident: str | Incident, users: str | None = None
 
     n_reserves = sum(len(m.reserves) for m in markets)
     adapters = {r["price_source"] for m in markets for r in m.reserves if r["source_kind"] == "capped_ratio"}
-    feeds = {r["base_feed"] if r["source_kind"] == "capped_ratio" else r["price_source"] for m in markets for r in m.reserves}
+    feeds = {r["base_feed"] if r["source_kind"] == "capped_ratio" else r["price_source"] for m in markets for r in m.reserves
+             if r["source_kind"] != "other"}
     holder_logs = _scale(holder, "logs")
     window_logs = _scale(window, "logs")
     log_blocks = min(window["blocks"], _scale(window, "blocks_with_logs"))

@@ -238,8 +238,8 @@ def price_reads(client, markets: list[Market], blocks: list[int]) -> dict[str, p
             if r["source_kind"] == "capped_ratio":
                 adapters[r["price_source"]] = r
                 feeds.add(r["base_feed"])
-            else:
-                feeds.add(r["price_source"])
+            elif r["source_kind"] in ("feed", "stable_cap"):
+                feeds.add(r["price_source"])  # a source of kind "other" is read through getAssetPrice only
     feeds.discard(None)
     for b in blocks:
         for m in markets:

@@ -82,7 +82,8 @@ def register_docs() -> None:
         col("decimals", pa.int32(), "Token decimals"), col("reserve_id", pa.int32(), "Bit index in user configurations"),
         col("a_token", pa.string(), "aToken"), col("variable_debt_token", pa.string(), "Variable debt token"),
         col("price_source", pa.string(), "AaveOracle.getSourceOfAsset"),
-        col("source_kind", pa.string(), "'capped_ratio' (CAPO adapter) or 'feed'"),
+        col("source_kind", pa.string(), "'capped_ratio' (CAPO adapter), 'feed' (Chainlink-style), 'stable_cap' "
+            "(stablecoin price cap adapter) or 'other' (neither: replay values it from oracle_prices)"),
         col("base_feed", pa.string(), "Capped adapter: base price feed"),
         col("ratio_provider", pa.string(), "Capped adapter: live ratio provider"),
         col("feed_aggregator", pa.string(), "Chainlink proxy: aggregator emitting AnswerUpdated"),

@@ -50,6 +50,9 @@ __all__ = [
 
 BASE_CURRENCY_UNIT = 10**8  # AaveOracle BASE_CURRENCY_UNIT on USD-based markets
 RATIO_UNIT = 10**18  # the capped adapters' RATIO_DECIMALS = 18
+# Sources valued from their own ``latestAnswer`` (events and block-end ``feed_answers`` reads);
+# a source of kind "other" is valued from the oracle's block-end ``getAssetPrice`` reads.
+FEED_LIKE = ("feed", "stable_cap")
 MODELS = ("reported", "uncapped", "constant", "feed", "csv")
 
 
@@ -223,7 +226,7 @@ class PriceSource:
     asset: str
     symbol: str
     source: str
-    kind: str  # "capped_ratio" | "feed" | anything else: read from oracle_prices
+    kind: str  # "capped_ratio" | "feed" | "stable_cap" (valued from its own answers) | "other": oracle_prices
     base_feed: str | None = None
 
 
@@ -267,7 +270,7 @@ class PriceBook:
         """Addresses whose ``AnswerUpdated`` events move a price (plain feeds, base feeds, true feeds)."""
         out = set()
         for s in self.sources.values():
-            if s.kind == "feed":
+            if s.kind in FEED_LIKE:
                 out.add(s.source)
             if s.base_feed:
                 out.add(s.base_feed)
@@ -311,7 +314,7 @@ class PriceBook:
         if src.kind == "capped_ratio":
             st = self.capo[src.source]
             return capped_ratio_price(st, self.feeds.get(src.base_feed or "", 0), timestamp)
-        if src.kind == "feed":
+        if src.kind in FEED_LIKE:
             answer = self.feeds.get(src.source)
             if answer is not None:
                 return max(answer, 0)

@@ -67,6 +67,23 @@ class RunReader:
                 continue
             self.cols[name] = c
         self.v = self.cols["verdicts"]
+        self._note_price_sources()
+
+    def _note_price_sources(self) -> None:
+        """Name every reserve whose price source is neither a feed nor a known adapter: the replay
+        valued it from the oracle's block-end ``getAssetPrice`` reads, not from the source itself."""
+        if "reserves" not in self.tables or "source_kind" not in self._columns_of("reserves"):
+            return
+        v = self.v
+        rows = self.rows(
+            f"SELECT symbol, string_agg(DISTINCT market, ', ' ORDER BY market) AS markets, min(price_source) AS source "
+            f"FROM reserves WHERE chain_id = {self.chain_id} AND source_kind = 'other' AND (pool IN "
+            f"(SELECT DISTINCT {v('pool')} FROM verdicts WHERE {self.where()}) OR NOT EXISTS "
+            f"(SELECT 1 FROM verdicts WHERE {self.where()})) GROUP BY symbol ORDER BY symbol")
+        for r in rows:
+            self.notes.append(
+                f"{r['symbol']} ({r['markets']}) is priced by {r['source']}, which is neither a Chainlink-style feed "
+                "nor a known adapter: the replay took its price from the oracle's getAssetPrice read at each block end")
 
     # ---- connection and run selection
 
