@@ -94,6 +94,9 @@ EMODES = {
          "collateral": ["WETH", "wstETH"], "borrowable": ["WETH"]},
     ],
 }
+# A Core filler (twin_run's "twin-filler-core-wsteth-1", eMode 1, target health factor 2.222) that
+# leaves eMode in a quiet block of the window.
+EMODE_CHANGE = {"block": 24626900, "user": "0xd6de2a8681caae97cc50bc5e8cfd1079447336d1", "category": 0}
 BOOK_FILES = {"core": "AaveV3Ethereum.sol", "prime": "AaveV3EthereumLido.sol"}
 MARKET_KEYS = {"pool_addresses_provider": "POOL_ADDRESSES_PROVIDER", "pool": "POOL",
                "pool_configurator": "POOL_CONFIGURATOR", "oracle": "ORACLE", "acl_manager": "ACL_MANAGER",
@@ -325,6 +328,10 @@ def build(csv_path: Path, book_src: Path) -> dict:
             "debt_to_cover": r["debt_to_cover"], "receive_a_token": r["receive_atoken"] == "true",
             "mainnet": {"tx": r["tx"], "log_index": int(r["log_index"]),
                         "liquidated_collateral_amount": r["liquidated_collateral_amount"]}})
+    # A quirk of mainnet the replay must follow: a user leaves eMode inside the window (a generated
+    # eMode WETH borrower of Core with health factor 2.22, still healthy outside eMode).
+    timeline[EMODE_CHANGE["block"]] = [{"do": "set_emode", "market": "core", "user": EMODE_CHANGE["user"],
+                                        "category": EMODE_CHANGE["category"]}]
     fix_block = LAST_CAPPED + 1
     fix_ts = UPDATE_TS + 12 * (fix_block - UPDATE_BLOCK)
     timeline[fix_block] = [{"do": "set_cap_parameters", "snapshot_ratio": str(_ceil_units(Decimal("1.2282"))),

@@ -231,7 +231,7 @@ MAX_HISTORY_BLOCKS = 20_000_000
 MINE_STEP = 500  # blocks per anvil_mine call: each call stays far inside the client's 120 s timeout
 
 
-def _mine(chain: Chain, count: int) -> None:
+def mine_empty(chain: Chain, count: int) -> None:
     """``count`` empty blocks, in calls of at most ``MINE_STEP`` (on anvil 1.7 a block costs time
     that grows with the chain, about 30 ms past 10,000 blocks, so one call of thousands can
     outlast the client's timeout)."""
@@ -281,7 +281,7 @@ def mine_history(chain: Chain, n: int, *, spacing: int = HISTORY_SPACING) -> dic
         chain.send(token.functions.mint(churner, 10**30), churner, label="churn mint")
         k = 0
         while chain.block_number + spacing <= end:
-            _mine(chain, spacing - 1)
+            mine_empty(chain, spacing - 1)
             chain.begin_batch()
             for j in range(HISTORY_TRANSFERS_PER_BLOCK):
                 chain.send(token.functions.transfer(address_for(f"twin-history-{k}-{j}"), 10**18 + k * 1_000 + j),
@@ -292,7 +292,7 @@ def mine_history(chain: Chain, n: int, *, spacing: int = HISTORY_SPACING) -> dic
                     raise PostmortemError(f"a churn transfer of the twin's history reverted in block {r.blockNumber}")
             k += 1
     left = end - chain.block_number
-    _mine(chain, left)
+    mine_empty(chain, left)
     if chain.block_number != end:
         raise PostmortemError(f"the twin's history ended at block {chain.block_number}, not {end}")
     return {"history_blocks": n, "history_token": token.address if token else None, "history_transfers": transfers}

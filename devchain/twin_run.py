@@ -20,7 +20,7 @@ from eth_utils import keccak, to_checksum_address
 from postmortem.devchain.chain import Chain, ScenarioTxFailed, address_for
 from postmortem.devchain.deploy import ROLES, units
 from postmortem.devchain.scenario import LIQUIDATION_CALL_TOPIC, MAX_UINT
-from postmortem.devchain.twin import deploy_twin, mine_history
+from postmortem.devchain.twin import deploy_twin, mine_empty, mine_history
 from postmortem.errors import PostmortemError
 
 FINALITY_MARGIN = 70  # anvil's `finalized` is 64 blocks behind `latest`
@@ -265,14 +265,14 @@ class TwinRunner:
             return
         c.rpc("anvil_setBlockTimestampInterval", [self.sc["range"]["block_seconds"]])
         c.set_next_timestamp(self._block_ts(c.block_number + 1))
-        c.rpc("anvil_mine", [hex(n)])
+        mine_empty(c, n)
 
     def _run_range(self) -> None:
         c, rng = self.chain, self.sc["range"]
         # Up to the range: cheap empty blocks one second apart.
         gap = rng["from_block"] - 1 - c.block_number
         if gap > 0:
-            c.rpc("anvil_mine", [hex(gap)])
+            mine_empty(c, gap)
         for block in self.sc["timeline"]:
             self._mine_empty_to(block["block"] - 1)
             if c.block_number != block["block"] - 1:
@@ -297,11 +297,15 @@ class TwinRunner:
                 t[tx["collateral"]]["address"], t[tx["debt"]]["address"], to_checksum_address(tx["user"]),
                 int(tx["debt_to_cover"]), bool(tx["receive_a_token"])), to_checksum_address(tx["liquidator"]),
                 label="liquidationCall")
+        elif tx["do"] == "set_emode":
+            c.send(self.pool(tx["market"]).functions.setUserEMode(int(tx["category"])), to_checksum_address(tx["user"]),
+                   label="setUserEMode")
         else:
             raise PostmortemError(f"unknown twin transaction {tx['do']!r}")
 
     def _record(self, tx: dict, receipt) -> None:
-        rec = {"do": tx["do"], "block": receipt.blockNumber, "transaction_index": receipt.transactionIndex,
+        rec = {"do": tx["do"], **({"user": tx["user"].lower(), "category": int(tx["category"])}
+                                  if tx["do"] == "set_emode" else {}), "block": receipt.blockNumber, "transaction_index": receipt.transactionIndex,
                "transaction_hash": receipt.transactionHash, "status": receipt.status,
                "timestamp": self._block_ts(receipt.blockNumber)}
         self.records.append(rec)
