@@ -36,6 +36,9 @@ Call-level kinds (per call inside the request; the first rule that fires wins):
   (``style``: infura, alchemy, alchemy_timeout, ankr, others; see ``RESULT_CAP_STYLES``).
 * ``rpc_error``: a JSON-RPC error with ``code``, ``message``, ``data`` (and
   ``http_status`` when the request is a single call), e.g. "missing trie node".
+* ``block_tags``: a call naming one of the block tags ``tags`` ("finalized" and "safe" by
+  default), as a node from before the Merge or a minimal one would: ``style`` "error" gives
+  JSON-RPC ``code``/``message`` (-32000 "finalized block not found"), "null" answers ``null``.
 * ``provider_logs``: a hosted provider's ``eth_getLogs`` rule, Alchemy's by default: a range
   of at most ``max_range`` blocks (2,000) is always answered, whatever it holds; a wider one
   is answered when it holds at most ``max_results`` logs (10,000), and refused otherwise with
@@ -80,10 +83,12 @@ _OPTIONS: dict[str, dict[str, Any]] = {
     "range_cap": {"max_range": 1000, "style": "infura"},
     "result_cap": {"max_results": 10000, "style": "infura"},
     "rpc_error": {"code": -32000, "message": "injected error", "data": None, "http_status": 200},
+    "block_tags": {"tags": ("finalized", "safe"), "style": "error", "code": -32000,
+                   "message": "finalized block not found"},
     "provider_logs": {"max_range": 2000, "max_results": 10000, "style": "alchemy"},
     "throughput": {"requests_per_second": 25.0, "per": "call", "style": "alchemy"},
 }
-_CALL_KINDS = {"range_cap", "result_cap", "rpc_error", "provider_logs"}
+_CALL_KINDS = {"range_cap", "result_cap", "rpc_error", "provider_logs", "block_tags"}
 _BATCH_KINDS = {"batch_missing_id", "batch_bad_item", "batch_reorder", "batch_limit"}
 MAX_SLOW_SECONDS = 60.0
 

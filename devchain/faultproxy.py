@@ -439,13 +439,20 @@ class FaultProxy:
         for i, call in enumerate(calls):
             r = ranges[i]
             fault = self._pick_call_fault(
-                call, request_no, {"range_cap", "rpc_error"},
-                lambda f, r=r: f.kind == "rpc_error" or (r is not None and r[1] - r[0] + 1 > int(f.option("max_range"))),
+                call, request_no, {"range_cap", "rpc_error", "block_tags"},
+                lambda f, r=r, call=call: f.kind == "rpc_error"
+                or (f.kind == "block_tags" and bool(_tags_named(call) & set(f.option("tags"))))
+                or (f.kind == "range_cap" and r is not None and r[1] - r[0] + 1 > int(f.option("max_range"))),
             )
             if fault is None:
                 forward.append(i)
                 continue
-            if fault.kind == "range_cap":
+            if fault.kind == "block_tags" and fault.option("style") == "null":
+                answers[i] = {"jsonrpc": "2.0", "id": call.get("id"), "result": None}
+                continue
+            if fault.kind == "block_tags":
+                http_status, code, message, data = 200, fault.option("code"), fault.option("message"), None
+            elif fault.kind == "range_cap":
                 http_status, code, message, data = range_cap_error(fault.option("style"), fault.option("max_range"), *r)
             else:
                 http_status, code, message, data = (
@@ -485,6 +492,12 @@ class FaultProxy:
                 if not is_batch:
                     status = http_status
         return [a for a in answers if a is not None], status
+
+
+def _tags_named(call: dict) -> set[str]:
+    """The named block tags ("latest", "finalized", ...) among a call's parameters."""
+    params = call.get("params")
+    return {p for p in params if isinstance(p, str) and not p.startswith("0x")} if isinstance(params, list) else set()
 
 
 def _dumps(obj: Any) -> bytes:

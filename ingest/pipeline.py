@@ -120,7 +120,8 @@ def ingest(
         except BaseException:
             connect.end()
             raise
-        connect.close(f"chain {plan.chain_id}, blocks {plan.from_block}..{plan.to_block}, users: {plan.users}")
+        connect.close(f"chain {plan.chain_id}, blocks {plan.from_block}..{plan.to_block}, users: {plan.users}; "
+                      f"finality: {plan.finality}")
         stages["connect"] = round(time.monotonic() - t0, 3)
         wh = Warehouse(Path(warehouse))
         ingest_tables.register_docs()
@@ -130,7 +131,7 @@ def ingest(
             params = {"rpc_url": redact_url(rpc_url), "incident": plan.incident_id, "pools": plan.pools,
                       "from_block": plan.from_block, "to_block": plan.to_block, "chunk_size": chunk_size or DEFAULT_CHUNK,
                       "users_since": plan.users_since, "price_grid": plan.price_grid, "users": plan.users,
-                      "requests_per_second": requests_per_second, "max_concurrency": max_concurrency,
+                      "finality": plan.finality, "requests_per_second": requests_per_second, "max_concurrency": max_concurrency,
                       "batch_size": max_batch, "multicall_batch": multicall_batch_of(client)}
             summary["rpc"] = client.stats()
             summary["seconds"] = round(time.monotonic() - t0, 3)

@@ -28,6 +28,7 @@ class IngestPlan:
     revisions: dict[str, str]
     users: str = "all"  # the users whose start positions are read: "incident" or "all" (USER_SCOPES)
     mispriced: dict[str, str | None] | None = None  # symbol -> asset address (if the incident names it)
+    finality: str = ""  # how the range's end was checked against the node's finality, in words
 
 
 USER_SCOPES = ("incident", "all")
@@ -93,19 +94,29 @@ def _plan(client: RpcClient, *, incident: Incident | None, pools: list[str] | No
     head = int(client.call("eth_blockNumber", []), 16)
     if to_block > head:
         raise PostmortemError(f"--to-block {to_block} is past the node's latest block {head}; lower it")
+    finality = "not checked: blocks past finality allowed"
     if not allow_unfinalized:
-        try:
-            fin = client.call("eth_getBlockByNumber", ["finalized", False])
-            finalized = int(fin["number"], 16) if fin else head
-        except RpcError:
-            finalized = head  # a node without the tag: nothing to respect
+        finalized, finality = _finalized(client, head)
         if to_block > finalized:
             raise PostmortemError(
                 f"--to-block {to_block} is past the node's finalized block {finalized}; lower it, or pass "
                 "--allow-unfinalized to ingest blocks that a reorg may still replace"
             )
     return IngestPlan(chain_id, pool_map, int(from_block), int(to_block), int(users_since or 0),
-                      int(price_grid or 0), incident.id if incident else None, {}, scope, mispriced)
+                      int(price_grid or 0), incident.id if incident else None, {}, scope, mispriced, finality)
+
+
+def _finalized(client: RpcClient, head: int) -> tuple[int, str]:
+    """The node's finalized block, and how it was known. A node that does not know the tag (one
+    from before the Merge, a minimal one) answers an error or ``null``: then its head stands in,
+    and the words say so (they go to the progress line and the ``runs`` record)."""
+    try:
+        fin = client.call("eth_getBlockByNumber", ["finalized", False])
+    except RpcError as exc:
+        return head, f"the node does not know the finalized tag ({exc.message[:80]}); checked against its head {head}"
+    if not fin:
+        return head, f"the node reports no finalized block; checked against its head {head}"
+    return int(fin["number"], 16), f"finalized block {int(fin['number'], 16)}"
 
 
 def mispriced_reserves(markets, plan: IngestPlan) -> list[tuple]:
