@@ -68,7 +68,18 @@ def find_mispriced(rd: RunReader, figures: dict[str, Figure], liquidations: Tabl
                      if r["collateral_asset"] == asset and r.get("collateral_decimals") is not None), None)
     symbol = top.get("symbol") or next((r["collateral_symbol"] for r in liquidations.rows
                                         if r["collateral_asset"] == asset and r.get("collateral_symbol")), None)
-    return {"asset": asset, "symbol": symbol or asset, "decimals": decimals, "pool": top.get("pool")}
+    return {"asset": asset, "symbol": symbol or asset, "decimals": decimals, "pool": top.get("pool"),
+            "source": _price_source(rd, asset, top.get("pool"))}
+
+
+def _price_source(rd: RunReader, asset: str, pool: str | None) -> str | None:
+    """The mispriced asset's price source as discovery recorded it (``reserves.price_source``)."""
+    if "reserves" not in rd.tables or "price_source" not in rd._columns_of("reserves"):
+        return None
+    on_pool = f" AND pool = {literal(pool)}" if pool else ""
+    rows = rd.rows(f"SELECT min(price_source) AS source FROM reserves WHERE chain_id = {rd.chain_id} "
+                   f"AND asset = {literal(asset)}{on_pool}")
+    return rows[0]["source"] if rows else None
 
 def path_filter(rd: RunReader, mispriced: dict) -> str:
     p = rd.cols["price_path"]

@@ -69,7 +69,9 @@ def headline(m: ReportModel) -> list[str]:
             s += f": {r[0]} {r[2]} per {sym} reported against {r[1]} true"
         out.append(s + ".")
         if capped(m):
-            out.append(f"The oracle priced {sym} as a capped ratio: the price of ETH times the {sym}-to-ETH exchange "
+            src = (m.mispriced or {}).get("source")
+            via = f" (price source {src})" if src else ""
+            out.append(f"The oracle priced {sym} as a capped ratio{via}: the price of ETH times the {sym}-to-ETH exchange "
                        "rate, where that rate may not grow faster than a set yearly rate from a recorded snapshot; "
                        + (f"the cap sat below the real rate, so {sym} was priced too low." if direction == "below"
                           else "the true price here is the same formula without the cap."))

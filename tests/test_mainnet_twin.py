@@ -16,7 +16,7 @@ from web3 import Web3
 
 from postmortem.devchain import manager
 from postmortem.devchain.node import free_port
-from postmortem.devchain.prestate import health_before_liquidation
+from postmortem.devchain.prestate import account_data_at, health_before_liquidation
 
 pytestmark = pytest.mark.chain
 
@@ -174,37 +174,51 @@ def test_multicall3_aggregate3(twin):
 CORE_POOL = "0x87870bca3f3fd6335c3f4ce8392d69350b4fa4e2"
 PRIME_POOL = "0x4e033931ad43597d96d6bcc25c280717730b58b1"
 WSTETH = "0x7f39c581f595b53c5cb19bd0b3f8da6c935e2ca0"
+WSTETH_ADAPTER = "0xe1d97bf61901b075e9626c8a2340a7de385861ef"
 
 
-def test_the_real_catalog_entry_runs_unchanged_on_the_twin(twin, tmp_path):
-    """`postmortem run` of the mainnet catalog entry, exactly as a user with an archive node runs
-    it, then the AIP-style policy: the reimbursement list names the 35 real borrowers."""
+@pytest.fixture(scope="module")
+def twin_run(twin, tmp_path_factory):
+    """`postmortem run` of the mainnet catalog entry on the twin, exactly as a user with an archive
+    node runs it; shared by the tests below."""
     from click.testing import CliRunner
 
     from postmortem.cli import _register, cli
 
     _register()
-    rows = _csv_rows()
-    borrowers = {r["user"].lower() for r in rows}
-    assert len(borrowers) == 35
-    wh, out, out_aip = tmp_path / "wh", tmp_path / "report", tmp_path / "report-aip"
+    base = tmp_path_factory.mktemp("twin-run")
+    wh, out = base / "wh", base / "report"
     runner = CliRunner()
     res = runner.invoke(cli, ["run", "--incident", "aave-v3-wsteth-capo-2026-03-10", "--rpc-url", twin["url"],
                               "--warehouse", str(wh), "--out", str(out)], catch_exceptions=False)
     assert res.exit_code == 0, res.output
+
+    def sql(query: str) -> list[dict]:
+        r = runner.invoke(cli, ["sql", "--warehouse", str(wh), "--format", "json", query], catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+        return json.loads(r.output)
+
+    return {"runner": runner, "cli": cli, "wh": wh, "out": out, "base": base, "output": res.output, "sql": sql}
+
+
+def test_the_real_catalog_entry_runs_unchanged_on_the_twin(twin_run):
+    """The post-mortem of the real entry names the real addresses, and the AIP-style policy's
+    reimbursement list names exactly the 35 real borrowers."""
+    runner, cli, wh, out, sql = (twin_run[k] for k in ("runner", "cli", "wh", "out", "sql"))
+    rows = _csv_rows()
+    borrowers = {r["user"].lower() for r in rows}
+    assert len(borrowers) == 35
     report = json.loads((out / "report.json").read_text())
     text = (out / "report.html").read_text().lower()
-    for addr in (CORE_POOL, PRIME_POOL, WSTETH, *borrowers):
+    for addr in (CORE_POOL, PRIME_POOL, WSTETH, WSTETH_ADAPTER, *borrowers):
         assert addr in text, addr
-    liqs = [tuple(x.values()) for x in json.loads(
-        runner.invoke(cli, ["sql", "--warehouse", str(wh), "--format", "json",
-                            "select block_number, lower(\"user\") as u from liquidations order by 1"]).output)]
+    liqs = [(x["block_number"], x["u"]) for x in sql('select block_number, lower("user") as u from liquidations order by 1')]
     assert len(liqs) == 49 and {u for _b, u in liqs} == borrowers
-    verdicts = runner.invoke(cli, ["sql", "--warehouse", str(wh), "--format", "csv",
-                                   "select verdict, count(*) as n from verdicts group by 1"]).output
-    assert "wrongly_eligible,49" in verdicts.replace(" ", ""), verdicts
+    verdicts = {x["verdict"]: x["n"] for x in sql("select verdict, count(*) as n from verdicts group by 1")}
+    assert verdicts == {"wrongly_eligible": 49}, verdicts
     assert report  # the JSON document parses
 
+    out_aip = twin_run["base"] / "report-aip"
     res = runner.invoke(cli, ["report", "--incident", "aave-v3-wsteth-capo-2026-03-10", "--warehouse", str(wh),
                               "--out", str(out_aip), "--rate-gap", "0.034991439125", "--bonus-bps", "100",
                               "--scope", "wrongly-eligible"], catch_exceptions=False)
@@ -212,3 +226,73 @@ def test_the_real_catalog_entry_runs_unchanged_on_the_twin(twin, tmp_path):
     with open(out_aip / "reimbursements.csv") as f:
         listed = {r["user"].lower() for r in csv.DictReader(f)}
     assert listed == borrowers
+
+
+def test_price_sources_are_classified_and_the_unknown_one_noted(twin_run):
+    """Mainnet's kinds of price source as discovery sees them; GHO's fixed-price source is neither a
+    feed nor a known adapter, so the replay values it from getAssetPrice reads and the report says so."""
+    kinds = {(x["market"], x["symbol"]): x["source_kind"]
+             for x in twin_run["sql"]("select market, symbol, source_kind from reserves")}
+    assert kinds[("core", "wstETH")] == kinds[("prime", "wstETH")] == "capped_ratio"
+    assert kinds[("core", "cbETH")] == "capped_ratio"
+    assert kinds[("core", "WETH")] == kinds[("core", "WBTC")] == "feed"
+    assert kinds[("core", "USDC")] == kinds[("prime", "USDS")] == "stable_cap"
+    assert kinds[("core", "GHO")] == kinds[("prime", "GHO")] == "other"
+    assert {k for k, v in kinds.items() if v == "other"} == {("core", "GHO"), ("prime", "GHO")}
+    notes = json.loads((twin_run["out"] / "report.json").read_text())["notes"]
+    gho = [n for n in notes if n.startswith("GHO (core, prime) is priced by")]
+    assert len(gho) == 1 and "getAssetPrice" in gho[0], notes
+    assert "GHO (core, prime) is priced by" in (twin_run["out"] / "report.md").read_text()
+
+
+EMODE_LEAVER = "0xd6de2a8681caae97cc50bc5e8cfd1079447336d1"  # leaves eMode 1 in block 24,626,900
+
+
+def test_a_user_leaving_emode_inside_the_window(twin, twin_run):
+    """The twin's user who leaves eMode mid-window: with a band wide enough to keep them in the
+    health table, every health factor the replay gives them equals the protocol's own
+    getUserAccountData at that checkpoint, in eMode before the change and outside it after."""
+    runner, cli, wh, sql = (twin_run[k] for k in ("runner", "cli", "wh", "sql"))
+    res = runner.invoke(cli, ["replay", "--incident", "aave-v3-wsteth-capo-2026-03-10", "--warehouse", str(wh),
+                              "--health-band", "3"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    rows = sql(f"select checkpoint_kind, block_number, emode_category, hf_reported from health "
+               f"where lower(\"user\") = '{EMODE_LEAVER}' and transaction_index is null order by checkpoint")
+    assert {r["checkpoint_kind"] for r in rows} >= {"start", "price_change", "end"}
+    before = [r for r in rows if r["block_number"] < 24626900]
+    after = [r for r in rows if r["block_number"] >= 24626900]
+    assert before and after
+    assert {r["emode_category"] for r in before} == {1} and {r["emode_category"] for r in after} == {0}
+    w3 = twin["w3"]
+    for r in rows:
+        protocol = account_data_at(w3, int(r["block_number"]), CORE_POOL, to_checksum_address(EMODE_LEAVER))
+        assert int(r["hf_reported"]) == protocol.health_factor, r
+    assert int(after[0]["hf_reported"]) < int(before[-1]["hf_reported"])  # outside eMode: a lower threshold
+
+
+def test_a_node_without_the_finalized_tag(twin, tmp_path):
+    """A node that does not know the ``finalized`` tag (an error, or ``null``) is checked against its
+    head instead, and the run record says so; one that knows it is respected (the runs above)."""
+    from postmortem.devchain.faultproxy import FaultProxy
+    from postmortem.ingest.plan import estimate
+    from postmortem.ingest.scope import _finalized
+    from postmortem.ingest.rpc import RpcClient
+
+    head = twin["w3"].eth.block_number
+    for style in ("error", "null"):
+        with FaultProxy(twin["url"], [{"kind": "block_tags", "style": style}]) as proxy:
+            client = RpcClient(proxy.url)
+            try:
+                block, words = _finalized(client, head)
+            finally:
+                client.close()
+        assert block == head and f"checked against its head {head}" in words, (style, words)
+    client = RpcClient(twin["url"])
+    try:
+        block, words = _finalized(client, head)
+    finally:
+        client.close()
+    assert block < head and words == f"finalized block {block}"
+    with FaultProxy(twin["url"], [{"kind": "block_tags"}]) as proxy:
+        plan = estimate(proxy.url, incident="aave-v3-wsteth-capo-2026-03-10")
+    assert plan["finalized"] is None
