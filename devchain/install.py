@@ -15,7 +15,8 @@ from pathlib import Path
 from postmortem.errors import PostmortemError
 from postmortem.paths import IN_CHECKOUT, NODE_MODULES, NPM_MANIFEST_DIR, anvil_binary_path
 
-NPM_FILES = ("package.json", "package-lock.json")
+# .npmrc: registry packages are data here; no install scripts, no peer dependencies (see it).
+NPM_FILES = ("package.json", "package-lock.json", ".npmrc")
 
 
 def parts_ready() -> bool:
