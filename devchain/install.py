@@ -1,4 +1,4 @@
-"""Install the local chain's npm parts (anvil, solc-js, the Aave sources) and compile the contracts.
+"""Install the local chain's npm parts (anvil, solc-js, the Aave sources, the Venus artifacts) and compile.
 
 From a checkout, ``make setup`` does this; an installed postmortem does it with
 ``postmortem devchain setup`` into ``$POSTMORTEM_HOME`` (see ``postmortem.paths``), from the npm
@@ -39,7 +39,8 @@ def install_npm_parts(progress: bool = True) -> Path:
             if not dst.exists() or not filecmp.cmp(src, dst, shallow=False):
                 shutil.copyfile(src, dst)
     if progress:
-        print(f"devchain: npm install of anvil, solc-js and the Aave sources into {target} ...", flush=True)
+        print(f"devchain: npm install of anvil, solc-js, the Aave sources and the Venus artifacts into {target} ...",
+              flush=True)
     # `npm install`, not `npm ci`: anvil's per-platform optional packages are chosen at install time.
     proc = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=target,
                           capture_output=True, text=True)

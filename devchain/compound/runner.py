@@ -167,7 +167,8 @@ class CompoundRunner:
                 c.send(self.comptroller.functions.enterMarkets([self.market(s)["vtoken"] for s in supplied]), who,
                        label=f"{acct['label']} enterMarkets")
             for sym, amt in acct.get("borrow", {}).items():
-                c.send(self.vtoken(sym).functions.borrow(self.amount(sym, amt)), who, label=f"{acct['label']} borrow {sym}")
+                c.send(self.vtoken(sym).functions.borrow(self.amount(sym, amt)), who,
+                       label=f"{acct['label']} borrow {sym}")
             for sym in markets:  # borrowers keep an allowance so that scenario repays work
                 c.send(self.token(sym).functions.approve(markets[sym]["vtoken"], MAX_UINT), who, label="approve")
         for tx in self.sc.get("setup_txs", []):
