@@ -41,6 +41,18 @@ def test_a_missing_venus_package_says_to_run_setup(tmp_path, monkeypatch):
         deploy.venus_artifacts.cache_clear()
 
 
+def test_a_scenario_missing_a_field_is_refused_in_one_sentence():
+    from postmortem.devchain.compound.runner import check_scenario
+    from postmortem.devchain.scenario import load_scenario
+
+    sc = load_scenario(SCENARIO)
+    check_scenario(sc)
+    del sc["world"]["markets"]["USDC"]["price_usd"]
+    del sc["timeline"]
+    with pytest.raises(PostmortemError, match=r"lacks timeline, world.markets.USDC.price_usd; add them"):
+        check_scenario(sc)
+
+
 @pytest.fixture(scope="module")
 def cchain(tmp_path_factory):
     dc = _start(tmp_path_factory, SCENARIO)
