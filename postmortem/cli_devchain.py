@@ -55,11 +55,13 @@ class _StartCommand(click.Command):
 
 @cli.group()
 def devchain() -> None:
-    """Local chains: anvil running real Aave v3.6 contracts with a scenario, one per port.
+    """Local chains: anvil running real protocol contracts (Aave v3.6, or a Venus isolated pool for
+    the Compound v2 lineage) with a scenario, one per port.
 
     \b
     postmortem devchain start --scenario wsteth-capo-2026-03-10    # :8545, data/devchain/
     postmortem devchain start --scenario small --port 18545        # data/devchain/port-18545/
+    postmortem devchain start --scenario compound-lst-misprice --port 18546   # Venus (Compound v2)
     postmortem devchain status                                     # every running devchain
     postmortem devchain stop --port 18545
     postmortem devchain stop --all
@@ -103,7 +105,8 @@ def _running_ports() -> list[int]:
 @click.option("--borrowers", type=click.IntRange(1, 1_000_000), default=None,
               help="Number of borrowers (the `scale` scenario only).")
 def start_cmd(port: int, scenario: str, borrowers: int | None) -> None:
-    """Start anvil on PORT, deploy Aave v3.6 (Core and Prime), run SCENARIO, write the manifest.
+    """Start anvil on PORT, deploy SCENARIO's protocol (Aave v3.6 Core and Prime, or a Venus isolated
+    pool for the compound-* scenarios), run SCENARIO, write the manifest.
 
     The node keeps running in the background until `postmortem devchain stop --port PORT`. Its
     manifest (every address, the deploy block, the scenario summary, port and pid) and the
@@ -124,7 +127,8 @@ def start_cmd(port: int, scenario: str, borrowers: int | None) -> None:
     click.echo(f"devchain running at {node.url} (chain id {out['manifest']['chain_id']}, pid {node.pid})")
     click.echo(f"scenario {scenario}: blocks {s['deploy_block']}..{s['end_block']}, "
                f"{s['liquidations']} liquidations ({s['liquidations_wrongly_eligible']} wrongly eligible by construction), "
-               f"{s['seconds']} s")
+               + (f"{s['borrows']} borrows ({s['borrows_wrongly_allowed']} wrongly allowed), " if "borrows" in s else "")
+               + f"{s['seconds']} s")
     click.echo(f"manifest: {manager.manifest_path(directory)}")
     if port != DEFAULT_PORT:
         click.echo(f"stop it with: postmortem devchain stop --port {port}")
