@@ -851,6 +851,15 @@ class Loaded:
     input_files: dict
     trace: Trace
     mispriced: list[str]  # symbols the incident file declares a true price for
+    models: dict = field(default_factory=dict)
+    window: tuple[int, int] = (0, 0)  # the ingested window (before any narrowing)
+
+    def replay_run_id(self) -> str:
+        """The run id ``postmortem replay`` gives the same inputs (what this compares against)."""
+        from postmortem.replay.engine import DEFAULT_HEALTH_BAND, replay_run_id
+
+        return replay_run_id(self.incident_id, {**self.params, "health_band": DEFAULT_HEALTH_BAND}, self.models,
+                             self.input_files)
 
 
 def load(warehouse_root, incident_id: str, *, from_block: int | None = None, to_block: int | None = None,
@@ -880,6 +889,12 @@ def load(warehouse_root, incident_id: str, *, from_block: int | None = None, to_
     pools = dict(window["pools"]) if window else dict(incident.pools)
     a = window["from_block"] if window else incident.from_block
     b = window["to_block"] if window else incident.to_block
+    ingested = (a, b)
+    if to_block is not None and not a - 1 <= int(to_block) <= b:
+        raise PostmortemError(f"block {to_block} is outside the window of {incident_id} ({a - 1}..{b}, the start "
+                              f"state included); give --at between {a - 1} and {b}")
+    if to_block is not None and int(to_block) == a - 1:
+        to_block = a  # the start state is checkpoint 0 of any window
     if from_block is not None:
         a = int(from_block)
     if to_block is not None:
@@ -893,4 +908,140 @@ def load(warehouse_root, incident_id: str, *, from_block: int | None = None, to_
     trace = trace_window(inputs, models, eth_asset=eth_asset, health_band=DEFAULT_HEALTH_BAND)
     params = {"incident_id": incident_id, "from_block": a, "to_block": b, "pools": pools, "chain_id": chain_id,
               "true_price": {s: m.describe() for s, m in models.items()}, "eth_asset": eth_asset}
-    return Loaded(incident_id, chain_id, params, dict(inputs.input_files), trace, sorted(models))
+    return Loaded(incident_id, chain_id, params, dict(inputs.input_files), trace, sorted(models), dict(models),
+                  ingested)
+
+
+# --- sweeps ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class SweepResult:
+    """A grid of one KEY: the values (exact integers), each point's result, and the boundary."""
+
+    start: Setting
+    values: list[int]
+    points: list[PointResult]
+    boundary_index: int | None
+    boundary: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return self.start.key
+
+    def value_text(self, i: int) -> str:
+        return format_value(self.start.param, self.values[i])
+
+
+_WORKER: WhatIf | None = None
+
+
+def _evaluate_chunk(args) -> list[PointResult]:
+    settings, world = args
+    return [_WORKER.evaluate(Counterfactual(s, world)) for s in settings]
+
+
+def run_sweep(wi: WhatIf, base: list[Setting], start: Setting, stop: Setting, steps: int, *,
+              workers: int = 1, progress: Callable[[int, int], None] | None = None) -> SweepResult:
+    """Judge ``steps`` counterfactuals from ``start`` to ``stop`` (each with the ``base`` settings).
+
+    The boundary: for a snapshot ratio, the exact smallest ratio keeping the asset uncapped at
+    every checkpoint and block end (bisection), and the first grid point at or above it; for any
+    other KEY, the last grid point (from the start) whose result equals the window as it
+    happened (e.g. the largest oracle delay that changes nothing), when the first does.
+    ``workers`` > 1 splits the grid over forked processes (same results, in order).
+    """
+    global _WORKER
+    values = sweep_values(start.value, stop.value, steps)
+    per_point = [[*[s for s in base if (s.param, s.target) != (start.param, start.target)],
+                  Setting(start.param, start.target, v, f"{start.key}={format_value(start.param, v)}")] for v in values]
+    points: list[PointResult] = []
+    chunk = max(1, min(50, steps // max(workers, 1) // 4 or 1))
+    batches = [per_point[i:i + chunk] for i in range(0, len(per_point), chunk)]
+    if workers > 1 and steps >= 100:
+        import multiprocessing as mp
+
+        _WORKER = wi
+        try:
+            ctx = mp.get_context("fork")
+            with ctx.Pool(workers) as pool:
+                for got in pool.imap(_evaluate_chunk, [(b, wi.world) for b in batches]):
+                    points.extend(got)
+                    if progress:
+                        progress(len(points), steps)
+        finally:
+            _WORKER = None
+    else:
+        for b in batches:
+            points.extend(wi.evaluate(Counterfactual(s, wi.world)) for s in b)
+            if progress:
+                progress(len(points), steps)
+    boundary: dict = {}
+    index = None
+    if start.param == "snapshot_ratio":
+        caps = Counterfactual(base, wi.world).caps.get(start.target[0], CapOverrides())
+        boundary = wi.boundary_snapshot_ratio(start.target[0], caps)
+        above = [i for i, v in enumerate(values) if v >= boundary["snapshot_ratio"]]
+        index = min(above, key=lambda i: values[i]) if above else None
+        boundary["meaning"] = (f"the smallest {start.key} that keeps {start.target[0]} uncapped at every checkpoint "
+                               "and block end of the window")
+    else:
+        actual = wi.evaluate(Counterfactual([s for s in base if (s.param, s.target) != (start.param, start.target)],
+                                            wi.world)).totals
+        same = [p.totals == actual for p in points]
+        if same and same[0]:
+            index = 0
+            while index + 1 < len(same) and same[index + 1]:
+                index += 1
+            boundary = {"value": values[index], "value_text": format_value(start.param, values[index]),
+                        "meaning": f"the last grid value of {start.key} from {format_value(start.param, values[0])} "
+                                   "that changes nothing against the window as it happened"}
+    return SweepResult(start, values, points, index, boundary)
+
+
+def load_window(warehouse_root, incident_id: str, *, devchain_dir=None) -> tuple[int, int]:
+    """The incident's ingested window ``(from_block, to_block)`` (one sentence when there is none)."""
+    from pathlib import Path
+
+    from postmortem.incidents import load_incident
+    from postmortem.replay.inputs import ingested_window
+
+    root = Path(warehouse_root)
+    if not (root / "catalog.duckdb").exists():
+        raise PostmortemError(f"the warehouse at {root} holds no data yet; run `postmortem ingest --incident {incident_id}` first")
+    window = ingested_window(root, incident_id)
+    if window is not None:
+        return window["from_block"], window["to_block"]
+    try:
+        inc = load_incident(incident_id, devchain_dir=devchain_dir)
+    except (OSError, KeyError, ValueError):
+        inc = None
+    if inc is None:
+        raise PostmortemError(f"the warehouse at {root} has no ingest of incident {incident_id}; run "
+                              f"`postmortem ingest --incident {incident_id}` first")
+    return inc.from_block, inc.to_block
+
+
+def _read(warehouse_root, sql: str, params: list) -> list[tuple]:
+    from postmortem.sql import connect_read_only
+
+    con = connect_read_only(warehouse_root)
+    try:
+        return con.execute(sql, params).fetchall()
+    finally:
+        con.close()
+
+
+def last_header_at_or_before(warehouse_root, block: int, floor: int) -> int:
+    """The last block at or before ``block`` whose header the warehouse holds (the state only changes
+    at blocks with logs, which all have one); ``floor`` when none does."""
+    got = _read(warehouse_root, "SELECT max(block_number) FROM blocks WHERE block_number BETWEEN ? AND ?",
+                [floor, block])
+    return int(got[0][0]) if got and got[0][0] is not None else floor
+
+
+def liquidated_users(warehouse_root, a: int, b: int) -> set[tuple[str, str]]:
+    """(pool, user) of every LiquidationCall logged in blocks ``a..b``."""
+    rows = _read(warehouse_root, "SELECT DISTINCT pool, \"user\" FROM liquidations WHERE block_number BETWEEN ? AND ?",
+                 [a, b])
+    return {(str(p).lower(), str(u).lower()) for p, u in rows}
