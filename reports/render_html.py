@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from postmortem.reports import charts, fmt, text
 from postmortem.reports.escape import escape_html as _e
+from postmortem.reports.render_sections import borrowers_html, whatif_html
 from postmortem.reports.model import ReportModel
 from postmortem.reports.parts import VERDICT_WRONG, Table
 
@@ -467,7 +468,8 @@ def _provenance(m: ReportModel) -> str:
 
 def render_html(m: ReportModel) -> str:
     body = "".join([
-        _header(m), "<main>", _figures(m), _charts(m), _wrongly(m), _reimbursement(m), _liquidators(m), _at_risk(m),
+        _header(m), "<main>", _figures(m), _charts(m), _wrongly(m), _reimbursement(m), borrowers_html(m, _table),
+        _liquidators(m), _at_risk(m), whatif_html(m, _table, lambda label, sql: _sql(sql, label)),
         _glossary(m), _checks(m), _methodology(m), _provenance(m), "</main>",
         f"<footer>Written by postmortem {_e(m.provenance.report_tool_version)} from replay run {_e(m.run_id)} of "
         f"{_e(m.incident_id)}. Every figure is reproducible with the SQL beside it, read-only, on the same warehouse.</footer>",
