@@ -177,21 +177,32 @@ def explain_cmd(incident_id: str, user: str, warehouse: Path, fmt: str) -> None:
         click.echo(f"  {p['market']} {p['symbol']}: collateral {Decimal(p['collateral']) / unit:,.6f}"
                    f"{' (used)' if p['used_as_collateral'] else ''}, debt {Decimal(p['debt']) / unit:,.6f}, "
                    f"eMode {p['emode_category']}")
-    click.echo("health factor (reported / true) and the collateral price below which it is liquidatable:")
+    click.echo("health factor (reported / true) and the collateral price below which it is liquidatable "
+               "(checkpoints with the same figures shown once):")
+    shown = None
     for h in s["health"]:
         lp = h["liquidation_price"]
-        click.echo(f"  block {h['block_number']} {h['checkpoint_kind']:<12} {_hf(h['hf_reported'])} / {_hf(h['hf_true'])}"
-                   f"  {h['collateral_symbol']}: reported {_usd(h['collateral_price_reported'])}, true "
-                   f"{_usd(h['collateral_price_true'])}, liquidatable below {_usd(lp) if lp else 'n/a'}"
+        figures = (f"{_hf(h['hf_reported'])} / {_hf(h['hf_true'])}  {h['collateral_symbol']}: reported "
+                   f"{_usd(h['collateral_price_reported'])}, true {_usd(h['collateral_price_true'])}, liquidatable below "
+                   f"{_usd(lp) if lp else 'n/a'}")
+        if figures == shown and not h["liquidated_here"]:
+            continue
+        shown = figures
+        click.echo(f"  block {h['block_number']} {h['checkpoint_kind']:<12} {figures}"
                    f"{'  <- liquidated here' if h['liquidated_here'] else ''}")
     click.echo("liquidations:")
+    decimals = {p["symbol"]: p["decimals"] for p in s["positions"]}
+
+    def tokens(amount, symbol) -> str:
+        return f"{Decimal(int(amount)) / Decimal(10) ** decimals.get(symbol, 18):,.6f} {symbol}"
+
     for v in s["liquidations"]:
         click.echo(f"  block {v['block_number']} log {v['log_index']}: {v['verdict']} (HF {_hf(v['hf_reported'])} / "
-                   f"{_hf(v['hf_true'])}), repaid {v['debt_to_cover']} {v['debt_symbol']} wei, took "
-                   f"{v['collateral_seized']} {v['collateral_symbol']} wei; oracle loss {_eth(v['oracle_loss_eth_wei'])}, "
-                   f"bonus loss {_eth(v['bonus_loss_eth_wei'])}")
+                   f"{_hf(v['hf_true'])}), repaid {tokens(v['debt_to_cover'], v['debt_symbol'])}, took "
+                   f"{tokens(v['collateral_seized'], v['collateral_symbol'])}; oracle loss "
+                   f"{_eth(v['oracle_loss_eth_wei'])}, bonus loss {_eth(v['bonus_loss_eth_wei'])}")
     lost = s["lost"]
-    click.echo(f"lost: {_eth(lost['borrower_loss_eth_wei'])} (oracle loss {_eth(lost['oracle_loss_eth_wei'])} with "
+    click.echo(f"lost: {_eth(lost['borrower_loss_eth_wei'])} (oracle loss {_eth(lost['oracle_loss_eth_wei'])} + "
                f"{_eth(lost['fee_oracle_loss_eth_wei'])} on the protocol fee, bonus {_eth(lost['bonus_loss_eth_wei'])})")
     click.echo("owed, at the chain's prices:")
     for scope, o in s["owed"].items():
