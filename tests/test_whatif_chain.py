@@ -219,3 +219,31 @@ def test_bad_inputs_end_in_one_sentence(wh, args, needle):
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error: ") and needle in lines[0], res.output
     assert "Traceback" not in res.output
+
+
+def test_report_carries_whatif_runs_and_each_borrower_by_address(wh, tmp_path):
+    import json
+
+    from postmortem.errors import PostmortemError
+    from postmortem.pipeline import run_whatif
+    from postmortem.reports.api import build_and_write
+
+    r = run_whatif(wh["root"], INCIDENT, settings=["reported_price=true"])
+    model, paths = build_and_write(wh["root"], INCIDENT, tmp_path / "rep", whatif_runs=[r["run_id"]])
+    html = paths["html"].read_text()
+    assert f"Run {r['run_id']}" in html and 'id="whatif"' in html
+    assert "49 liquidations would not have happened" in html
+    data = json.loads(paths["json"].read_text())
+    assert data["whatif"][0]["run_id"] == r["run_id"] and len(data["whatif"][0]["prevented"]) == 49
+    md = paths["md"].read_text()
+    assert "## What if" in md and "reported_price=true" in md
+    # every liquidated borrower has a section found by address, with the list's owed amount
+    owed = {row["user"]: row["total_wei"] for row in model.reimbursement.rows}
+    users = {v["user"] for v in _rows(wh["root"], "SELECT DISTINCT \"user\" FROM verdicts")}
+    for u in users:
+        assert f'id="{u}"' in html
+    top = max(owed, key=owed.get)
+    case = next(b for b in data["borrowers"] if b["user"] == top)
+    assert int(case["owed"]["total_wei"]) == owed[top]
+    with pytest.raises(PostmortemError, match="no what-if run"):
+        build_and_write(wh["root"], INCIDENT, tmp_path / "rep2", whatif_runs=["0123456789abcdef"])
