@@ -382,6 +382,9 @@ SECONDS_PER_YEAR = 365 * 24 * 3600  # the capped adapters' SECONDS_PER_YEAR
 PERCENTAGE_FACTOR = 10_000  # the capped adapters' PERCENTAGE_FACTOR (basis points)
 
 
+_APPLIED: dict = {}  # CapOverrides.apply results (the states are never mutated once taken)
+
+
 @dataclass(frozen=True)
 class CapOverrides:
     """Parameters of a capped-ratio adapter set to other values (``None``: as they were).
@@ -402,6 +405,16 @@ class CapOverrides:
         """``state`` with these parameters, the growth per second recomputed when it depends on them."""
         if not self.any():
             return state
+        key = (self, state.snapshot_ratio, state.snapshot_timestamp, state.max_ratio_growth_per_second, state.ratio,
+               state.growth_scale)
+        got = _APPLIED.get(key)
+        if got is None:
+            if len(_APPLIED) > 100_000:
+                _APPLIED.clear()
+            got = _APPLIED[key] = self._apply(state)
+        return got
+
+    def _apply(self, state: CappedRatioState) -> CappedRatioState:
         ratio = state.snapshot_ratio if self.snapshot_ratio is None else self.snapshot_ratio
         ts = state.snapshot_timestamp if self.snapshot_timestamp is None else self.snapshot_timestamp
         growth = state.max_ratio_growth_per_second

@@ -551,6 +551,14 @@ class WhatIf:
         self._lt_rows: dict = {}
         self._memo: dict = {}
         self.row_of = {(r.cp, r.pool, r.user): k for k, r in enumerate(self.rows)}
+        self._P0 = True
+        self._P0_pool: dict[tuple[int, str], np.ndarray] = {}
+        for i, cps in enumerate(trace.checkpoints):
+            for pool, ps in cps.pools.items():
+                row = np.zeros(len(self.cols))
+                for a, price in ps.reported.items():
+                    row[self.cols[(pool, a)]] = float(price)
+                self._P0_pool[(i, pool)] = row
         for cps in trace.checkpoints[:1]:
             for ps in cps.pools.values():
                 for a, r in ps.reserves.items():
@@ -568,6 +576,14 @@ class WhatIf:
         ps = cps.pools[pool]
         if cf.true_as_reported:
             base = dict(ps.true)
+        elif not cf.delay and not cf.caps:
+            base = ps.reported  # as replayed (equal to the components' price without overrides)
+        elif not cf.delay:
+            base = dict(ps.reported)
+            for a, c in ps.components.items():
+                cap = cf.caps.get(self.trace.symbol[(pool, a)])
+                if cap is not None and c.kind == "capped_ratio":
+                    base[a] = counterfactual_price(c, cps.checkpoint.timestamp, cap)
         else:
             comps, ts = ps.components, cps.checkpoint.timestamp
             if cf.delay:
@@ -687,6 +703,9 @@ class WhatIf:
         for i, cps in enumerate(tr.checkpoints):
             for pool in cps.pools:
                 reported, _ = at(i, pool)
+                if reported is tr.checkpoints[i].pools[pool].reported and self._P0 is not None:
+                    P[i] = P[i] + self._P0_pool[(i, pool)]  # as replayed: the row computed once
+                    continue
                 for a, price in reported.items():
                     P[i, self.cols[(pool, a)]] = float(price)
         LT = self._lt_matrix(risk, at, category)
