@@ -46,8 +46,9 @@ def _progress(done: int, total: int) -> None:
                    "curve.csv, curve.json and curve.svg and gives the boundary.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for a sweep's curve [default: data/reports/ID/whatif-RUN/].")
-@click.option("--workers", type=click.IntRange(min=1, max=64), default=2, show_default=True,
-              help="Processes a sweep of 100 points or more is split over.")
+@click.option("--workers", type=click.IntRange(min=1, max=64), default=1, show_default=True,
+              help="Processes a sweep of 100 points or more is split over (helps only on idle cores: on a busy "
+                   "2-core machine one process was faster).")
 def whatif_cmd(incident_id: str, warehouse: Path, settings: tuple[str, ...], sweep: str | None, out_dir: Path | None,
                workers: int) -> None:
     """Judge the incident's window again under counterfactual prices or risk parameters.
