@@ -132,9 +132,10 @@ def stress_cmd(incident_id: str, warehouse: Path, at: int | None, shocks: tuple[
     where = f"block {r['block_number']}" + (f" (the last with a header at or before {r['requested_block']})"
                                             if r["block_number"] != r["requested_block"] else "")
     click.echo(f"stress run {r['run_id']} of {incident_id} at {where}: {r['shocks']}, oracle delay {oracle_delay}")
-    click.echo(f"  borrowers: {t['positions']}; liquidatable {t['liquidatable']} (before the shock "
-               f"{t['liquidatable_before']}; while the oracle lags {t['liquidatable_now']}); "
-               f"liquidated in the incident: {r['liquidated_in_window']}")
+    lag = (f"; at the block, with the oracle {oracle_delay} blocks behind: {t['liquidatable_now']}"
+           if oracle_delay else "")
+    click.echo(f"  borrowers: {t['positions']}; liquidatable under the shock {t['liquidatable']} (before it "
+               f"{t['liquidatable_before']}{lag}); borrowers liquidated in the incident: {r['liquidated_in_window']}")
     click.echo(f"  one liquidationCall each could take {_usd(t['collateral_seized_base'])} of collateral for "
                f"{_usd(t['debt_repaid_base'])} of debt; bad debt {_usd(t['bad_debt_base'])}")
     for m in r["by_market"]:

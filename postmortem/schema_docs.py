@@ -510,8 +510,9 @@ register_table(
         col("sweep_value", pa.string(), "The swept value at this point, exact, as a setting writes it"),
         col("sweep_value_int", _DEC, "The same as the integer the replay uses (ratio x 1e18, basis points, blocks, "
             "seconds)"),
-        col("is_boundary", pa.bool_(), "The first grid point past which the swept quantity stops changing the "
-            "result (for a snapshot ratio: the smallest grid value keeping the asset uncapped through the window)"),
+        col("is_boundary", pa.bool_(), "The sweep's boundary point: for a snapshot ratio, the smallest grid value "
+            "keeping the asset uncapped through the window; for another KEY, the last grid value from START that "
+            "changes nothing against the window as it happened (none when the first already does)"),
         col("from_block", pa.int64(), "First block of the window", UNIT_BLOCK),
         col("to_block", pa.int64(), "Last block of the window", UNIT_BLOCK),
         col("replay_run_id", pa.string(), "The replay run (verdicts etc.) of the same inputs this compares against"),

@@ -45,7 +45,12 @@ def _boundary_text(run: dict) -> str:
     b = run.get("boundary")
     if not b:
         return ""
-    return f"Boundary of {run['sweep_key']}: the first grid value past which it stops changing the result is {b['sweep_value']}."
+    if run["sweep_key"].endswith("snapshot_ratio"):
+        return (f"Boundary of {run['sweep_key']}: the smallest grid value that keeps the asset uncapped through the "
+                f"window is {b['sweep_value']} (the exact boundary is in the run's record: postmortem sql \"select "
+                "summary from runs where kind = 'whatif'\").")
+    return (f"Boundary of {run['sweep_key']}: the last grid value that changes nothing against the window as it "
+            f"happened is {b['sweep_value']}.")
 
 
 def whatif_html(m, table: Callable, sql: Callable) -> str:
