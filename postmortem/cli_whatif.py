@@ -123,7 +123,7 @@ def stress_cmd(incident_id: str, warehouse: Path, at: int | None, shocks: tuple[
     Examples:
       postmortem stress --incident devchain-wsteth-capo-2026-03-10 --shock wstETH=-30%
       postmortem stress --incident ID --preset flash-crash-20 --oracle-delay 3
-      postmortem stress --incident ID --at 520 --shock WETH=-25% --shock wstETH=-25%
+      postmortem stress --incident ID --at 510 --shock WETH=-25% --shock wstETH=-25%
     """
     from postmortem.replay.whatif_api import stress_run
 
