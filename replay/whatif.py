@@ -45,14 +45,11 @@ A capped-ratio setting replaces that parameter in every state the adapter has in
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
-from fractions import Fraction
 from typing import Callable, Iterable, Mapping
 
 from postmortem.errors import PostmortemError
@@ -76,7 +73,6 @@ from postmortem.replay.prices import (
 )
 from postmortem.replay.replayer import Checkpoint, Replayer
 from postmortem.replay.reserve_book import RiskOverrides
-from postmortem.replay.verdicts import loss_parts, to_units
 
 __all__ = [
     "KEYS", "Counterfactual", "PointResult", "Trace", "TracingReplayer", "WhatIf", "parse_setting",

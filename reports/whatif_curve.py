@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from postmortem import atomic
-from postmortem.reports.svg import GRID, INK, MUTED, NARROW, REPORTED, TRUE, WIDE, _round_range, _Svg, _text_width
+from postmortem.reports.svg import GRID, INK, MUTED, REPORTED, TRUE, WIDE, _round_range, _Svg, _text_width
 
 __all__ = ["CURVE_COLUMNS", "curve_svg", "write_curve"]
 
