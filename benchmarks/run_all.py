@@ -40,6 +40,7 @@ BENCHES = {
               ["--sizes", "10000,100000,1000000", "--checkpoints", "1000", "--full-max", "1000000"]),
     "ingest": ("bench_ingest.py", ["--borrowers", "300"], []),
     "mainnet_twin": ("bench_mainnet_twin.py", [], ["--full"]),
+    "whatif": ("bench_whatif.py", ["--points", "200"], ["--points", "1000"]),
 }
 
 
@@ -149,9 +150,17 @@ def rows_mainnet_twin(d: dict) -> list[dict]:
     return out
 
 
+def rows_whatif(d: dict) -> list[dict]:
+    n, best = d["points"], d["best_seconds"]
+    total = d["load_seconds"] + best
+    return [row(f"what-if sweep: {n:,} points over the devchain incident (load + sweep)", _r(total, 2), "s",
+                "one run_replay per point", _r(d["baseline_seconds"], 1), _r(d["baseline_seconds"] / total, 1),
+                "< 30 s at 1,000 points on 2 cores", (total < 30) if n >= 1000 else None)]
+
+
 EXTRACT = {"decode": lambda d, full: rows_decode(d), "replay_vs_protocol": lambda d, full: rows_replay_vs_protocol(d),
            "scale": rows_scale, "ingest": lambda d, full: rows_ingest(d),
-           "mainnet_twin": lambda d, full: rows_mainnet_twin(d)}
+           "mainnet_twin": lambda d, full: rows_mainnet_twin(d), "whatif": lambda d, full: rows_whatif(d)}
 
 
 def git_commit() -> str:

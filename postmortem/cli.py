@@ -91,7 +91,7 @@ def _register() -> None:
     # heavy imports (web3, duckdb) load only when the CLI starts.
     import importlib
 
-    for name in ("cli_devchain", "cli_ingest", "cli_replay", "cli_report", "cli_run"):
+    for name in ("cli_devchain", "cli_ingest", "cli_replay", "cli_report", "cli_run", "cli_whatif"):
         try:
             importlib.import_module(f"postmortem.{name}")
         except ModuleNotFoundError as exc:

@@ -33,9 +33,11 @@ from postmortem.cli import cli, warehouse_option
               help="A paid list (columns user, amount_eth) to compare with the reimbursement list, line by line.")
 @click.option("--tolerance-eth", default=None, metavar="ETH",
               help="With --compare-paid: differences up to this amount count as a match [default: 0].")
+@click.option("--whatif", "whatif_runs", multiple=True, metavar="RUN",
+              help="Add a what-if run (`postmortem whatif` prints its id) to the report (repeatable).")
 def report_cmd(incident_id: str, warehouse: Path, out_dir: Path | None, formats: str, run_id: str | None,
                rate_gap: str | None, bonus_bps: str | None, goodwill_eth: str | None, scope: str,
-               compare_paid: Path | None, tolerance_eth: str | None) -> None:
+               compare_paid: Path | None, tolerance_eth: str | None, whatif_runs: tuple[str, ...]) -> None:
     """Write the post-mortem of INCIDENT: Markdown, one-file HTML with charts, JSON, reimbursement CSV.
 
     Every figure carries the SQL that reproduces it. By default borrowers are owed what the
@@ -49,6 +51,7 @@ def report_cmd(incident_id: str, warehouse: Path, out_dir: Path | None, formats:
       postmortem report --incident ID --out /tmp/report --format html,csv
       postmortem report --incident aave-v3-wsteth-capo-2026-03-10 --rate-gap 0.034902118 \\
           --bonus-bps 100 --compare-paid paid.csv
+      postmortem report --incident ID --whatif 893e65656258ae65   # with a what-if run's counterfactuals
     """
     from postmortem.reports import fmt, text
     from postmortem.reports.api import build_and_write, parse_formats
@@ -60,7 +63,7 @@ def report_cmd(incident_id: str, warehouse: Path, out_dir: Path | None, formats:
     if tolerance and compare_paid is None:
         raise click.UsageError("--tolerance-eth applies to --compare-paid only")
     model, paths = build_and_write(warehouse, incident_id, out_dir, fmts, policy, compare_paid,
-                                   run_id=run_id, tolerance_wei=tolerance)
+                                   run_id=run_id, tolerance_wei=tolerance, whatif_runs=whatif_runs)
     for sentence in text.headline(model):
         click.echo(sentence)
     if model.comparison is not None:

@@ -466,3 +466,129 @@ def describe_glossary() -> str:
     for q in GLOSSARY:
         lines.append(f"{q.name.ljust(width)}  [{q.key}]  {q.definition}")
     return "\n".join(lines)
+
+
+# --- what-if and stress outputs (written by replay/whatif_store.py) ------------------------------------
+
+_DEC = pa.decimal128(38, 0)
+_WHATIF_TOTALS = [
+    col("liquidations", pa.int64(), "LiquidationCalls in the window (as they happened)"),
+    col("would_liquidate", pa.int64(), "Of them, those that would have happened: health factor below 1 under the "
+        "counterfactual reported prices and executeLiquidationCall not reverting, on the state just before each"),
+    col("prevented", pa.int64(), "Of them, those that would not have happened"),
+    col("wrongly_eligible", pa.int64(), "Would have happened although the health factor under the true prices was at least 1"),
+    col("eligible_anyway", pa.int64(), "Would have happened with the health factor below 1 under the true prices too"),
+    col("liquidatable_positions", pa.int64(), "Borrowers (pool, user) liquidatable at some checkpoint of the window "
+        "under the counterfactual reported prices"),
+    col("liquidatable_not_liquidated", pa.int64(), "Of them, borrowers never liquidated in the window"),
+    col("collateral_seized_base", _DEC, "Collateral the liquidations that would have happened take (protocol fee "
+        "included), at the true collateral price; floored", UNIT_BASE),
+    col("oracle_loss_base", _DEC, "Sum of collateral to the liquidator x (true - counterfactual reported collateral "
+        "price) over the liquidations that would have happened; floored", UNIT_BASE),
+    col("bonus_loss_base", _DEC, "Sum of the bonus as the protocol valued it (collateral incl. fee x reported price - "
+        "debt repaid x reported debt price) over them; floored", UNIT_BASE),
+    col("borrower_loss_base", _DEC, "Sum of everything the borrowers lost at true prices over them; floored", UNIT_BASE),
+    col("oracle_loss_eth_wei", _DEC, "The oracle loss in ETH at the true ETH price of each liquidation (sum of floored "
+        "values, as in verdicts)", UNIT_WEI),
+    col("bonus_loss_eth_wei", _DEC, "The bonus loss in ETH, the same way", UNIT_WEI),
+    col("borrower_loss_eth_wei", _DEC, "The borrower loss in ETH, the same way", UNIT_WEI),
+    col("bad_debt_base", _DEC, "Sum over borrowers at the end of the window of max(0, totalDebtBase - "
+        "totalCollateralBase) under the counterfactual reported prices", UNIT_BASE),
+    col("bad_debt_eth_wei", _DEC, "The bad debt in ETH at the true ETH price at the end of the window; floored", UNIT_WEI),
+]
+
+register_table(
+    "whatif_runs",
+    "One row per counterfactual of a what-if run (`postmortem whatif`): point 0 is the window as it happened, "
+    "then the --set counterfactual or each point of a --sweep, with what it changes: liquidations that would and "
+    "would not have happened, wrongly eligible ones, losses and bad debt. Exact integers.",
+    [
+        col("point", pa.int32(), "0 = as it happened; 1.. = the counterfactuals in order (a sweep's grid)"),
+        col("kind", pa.string(), "'actual', 'set' or 'sweep'"),
+        col("settings", pa.string(), "The counterfactual as KEY=VALUE settings, comma-separated"),
+        col("sweep_key", pa.string(), "The swept KEY (NULL without --sweep)"),
+        col("sweep_value", pa.string(), "The swept value at this point, exact, as a setting writes it"),
+        col("sweep_value_int", _DEC, "The same as the integer the replay uses (ratio x 1e18, basis points, blocks, "
+            "seconds)"),
+        col("is_boundary", pa.bool_(), "The sweep's boundary point: for a snapshot ratio, the smallest grid value "
+            "keeping the asset uncapped through the window; for another KEY, the last grid value from START that "
+            "changes nothing against the window as it happened (none when the first already does)"),
+        col("from_block", pa.int64(), "First block of the window", UNIT_BLOCK),
+        col("to_block", pa.int64(), "Last block of the window", UNIT_BLOCK),
+        col("replay_run_id", pa.string(), "The replay run (verdicts etc.) of the same inputs this compares against"),
+        *_WHATIF_TOTALS,
+    ],
+    KIND_OUTPUT,
+)
+
+register_table(
+    "whatif_results",
+    "One row per LiquidationCall and counterfactual of a what-if run: would it have happened, its health factor "
+    "under the counterfactual and the true prices, and (if it would) what it takes with the same debtToCover.",
+    [
+        col("point", pa.int32(), "The whatif_runs point"),
+        col("market", pa.string(), "Market name"), col("pool", pa.string(), "Pool address"),
+        col("block_number", pa.int64(), "Block of the LiquidationCall", UNIT_BLOCK),
+        col("transaction_index", pa.int32(), "Its transaction's position in the block"),
+        col("log_index", pa.int32(), "Its log index"),
+        col("user", pa.string(), "Borrower"), col("liquidator", pa.string(), "Liquidator"),
+        col("collateral_asset", pa.string(), "Collateral asset"), col("collateral_symbol", pa.string(), "Its symbol"),
+        col("debt_asset", pa.string(), "Debt asset"), col("debt_symbol", pa.string(), "Its symbol"),
+        col("debt_to_cover", _DEC, "debtToCover as logged", UNIT_WEI),
+        col("liquidated_collateral_amount", _DEC, "liquidatedCollateralAmount as logged", UNIT_WEI),
+        col("hf_counterfactual", _DEC, "Health factor just before it under the counterfactual reported prices; "
+            "NULL above 1e20", UNIT_WAD),
+        col("hf_true", _DEC, "Health factor just before it under the true prices (with the counterfactual risk "
+            "parameters); NULL above 1e20", UNIT_WAD),
+        col("collateral_price_counterfactual", _DEC, "Counterfactual reported collateral price", UNIT_BASE),
+        col("collateral_price_true", _DEC, "True collateral price", UNIT_BASE),
+        col("would_liquidate", pa.bool_(), "The liquidation would have happened"),
+        col("revert_reason", pa.string(), "Why it would not have (the protocol's error name), else NULL"),
+        col("wrongly_eligible", pa.bool_(), "It would have happened with hf_true >= 1"),
+        col("debt_repaid_counterfactual", _DEC, "Debt it would repay (the logged debtToCover, capped by the close "
+            "factor); 0 if it would not happen", UNIT_WEI),
+        col("collateral_seized_counterfactual", _DEC, "Collateral it would take, protocol fee included", UNIT_WEI),
+        col("protocol_fee_counterfactual", _DEC, "Of which the protocol fee", UNIT_WEI),
+        col("oracle_loss_base", _DEC, "Collateral to the liquidator x (true - counterfactual price); floored", UNIT_BASE),
+        col("oracle_loss_eth_wei", _DEC, "The same in ETH at the true ETH price; floored", UNIT_WEI),
+        col("bonus_loss_base", _DEC, "The bonus as the protocol valued it; floored", UNIT_BASE),
+        col("bonus_loss_eth_wei", _DEC, "The same in ETH; floored", UNIT_WEI),
+        col("borrower_loss_base", _DEC, "All the borrower lost at true prices; floored", UNIT_BASE),
+        col("borrower_loss_eth_wei", _DEC, "The same in ETH; floored", UNIT_WEI),
+    ],
+    KIND_OUTPUT,
+)
+
+register_table(
+    "stress_results",
+    "One row per borrower of a stress run (`postmortem stress`): the position at one block valued under shocked "
+    "prices, whether it becomes liquidatable, what one liquidationCall could take (close factor applied once) and "
+    "the bad debt. Exact integers.",
+    [
+        col("market", pa.string(), "Market name"), col("pool", pa.string(), "Pool address"),
+        col("user", pa.string(), "Borrower"),
+        col("block_number", pa.int64(), "The state is the one at the end of this block", UNIT_BLOCK),
+        col("timestamp", pa.int64(), "Its timestamp", UNIT_SECONDS),
+        col("shocks", pa.string(), "The shocks, e.g. 'wstETH=-30%'"),
+        col("oracle_delay", pa.int32(), "Blocks before the oracle reports the shock"),
+        col("emode_category", pa.int32(), "The borrower's eMode category (0 = none)"),
+        col("hf_before", _DEC, "Health factor before the shock; NULL above 1e20", UNIT_WAD),
+        col("hf_shocked", _DEC, "Health factor under the shocked prices; NULL above 1e20", UNIT_WAD),
+        col("collateral_base_shocked", _DEC, "totalCollateralBase under the shocked prices", UNIT_BASE),
+        col("debt_base_shocked", _DEC, "totalDebtBase under the shocked prices", UNIT_BASE),
+        col("liquidatable_before", pa.bool_(), "hf_before < 1"),
+        col("liquidatable_now", pa.bool_(), "Liquidatable at the block at the prices the protocol sees (the old ones "
+            "while the oracle is delayed)"),
+        col("liquidatable", pa.bool_(), "hf_shocked < 1: liquidatable once the oracle reports the shock"),
+        col("liquidated_in_window", pa.bool_(), "The borrower was liquidated in the incident's window"),
+        col("collateral_asset", pa.string(), "Collateral one liquidationCall would take (the largest)"),
+        col("collateral_symbol", pa.string(), "Its symbol"),
+        col("debt_asset", pa.string(), "Debt it would repay (the largest)"), col("debt_symbol", pa.string(), "Its symbol"),
+        col("debt_to_cover", _DEC, "Most debt one liquidationCall could repay (close factor applied once)", UNIT_WEI),
+        col("collateral_seized", _DEC, "Collateral it would take, protocol fee included", UNIT_WEI),
+        col("collateral_seized_base", _DEC, "Its value at the shocked price; floored", UNIT_BASE),
+        col("debt_repaid_base", _DEC, "The debt repaid at the shocked price; floored", UNIT_BASE),
+        col("bad_debt_base", _DEC, "max(0, debt_base_shocked - collateral_base_shocked)", UNIT_BASE),
+    ],
+    KIND_OUTPUT,
+)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -38,11 +39,15 @@ from postmortem.errors import PostmortemError
 
 __all__ = [
     "BASE_CURRENCY_UNIT",
+    "CapOverrides",
     "CappedRatioState",
+    "PriceComponents",
     "PriceBook",
     "PriceSource",
     "TrueModel",
     "capped_ratio_price",
+    "counterfactual_price",
+    "shift_price",
     "parse_true_price_option",
     "true_models_from_incident",
     "uncapped_price",
@@ -372,3 +377,116 @@ def price_sources(rows: Iterable[Mapping]) -> dict[tuple[str, str], PriceSource]
             kind=r.get("source_kind") or "feed", base_feed=(r.get("base_feed") or None) and r["base_feed"].lower(),
         )
     return out
+
+
+# --- counterfactual reported prices (what-if and stress) ------------------------------------------
+
+SECONDS_PER_YEAR = 365 * 24 * 3600  # the capped adapters' SECONDS_PER_YEAR
+PERCENTAGE_FACTOR = 10_000  # the capped adapters' PERCENTAGE_FACTOR (basis points)
+
+
+_APPLIED: dict = {}  # CapOverrides.apply results (the states are never mutated once taken)
+
+
+@dataclass(frozen=True)
+class CapOverrides:
+    """Parameters of a capped-ratio adapter set to other values (``None``: as they were).
+
+    ``max_yearly_growth_bps`` is the adapter's ``maxYearlyRatioGrowthPercent`` (basis points,
+    885 = 8.85% a year). Setting the snapshot ratio or the yearly growth recomputes the growth
+    per second as ``setCapParameters`` does: ``snapshotRatio * yearly / 10000 / SECONDS_PER_YEAR``.
+    """
+
+    snapshot_ratio: int | None = None
+    snapshot_timestamp: int | None = None
+    max_yearly_growth_bps: int | None = None
+
+    def any(self) -> bool:
+        return any(v is not None for v in (self.snapshot_ratio, self.snapshot_timestamp, self.max_yearly_growth_bps))
+
+    def apply(self, state: CappedRatioState) -> CappedRatioState:
+        """``state`` with these parameters, the growth per second recomputed when it depends on them."""
+        if not self.any():
+            return state
+        key = (self, state.snapshot_ratio, state.snapshot_timestamp, state.max_ratio_growth_per_second, state.ratio,
+               state.growth_scale)
+        got = _APPLIED.get(key)
+        if got is None:
+            if len(_APPLIED) > 100_000:
+                _APPLIED.clear()
+            got = _APPLIED[key] = self._apply(state)
+        return got
+
+    def _apply(self, state: CappedRatioState) -> CappedRatioState:
+        ratio = state.snapshot_ratio if self.snapshot_ratio is None else self.snapshot_ratio
+        ts = state.snapshot_timestamp if self.snapshot_timestamp is None else self.snapshot_timestamp
+        growth = state.max_ratio_growth_per_second
+        if self.snapshot_ratio is not None or self.max_yearly_growth_bps is not None:
+            yearly = (_yearly_growth_bps(state.snapshot_ratio, state.max_ratio_growth_per_second, state.growth_scale)
+                      if self.max_yearly_growth_bps is None else self.max_yearly_growth_bps)
+            growth = ratio * yearly // PERCENTAGE_FACTOR // SECONDS_PER_YEAR * state.growth_scale
+        return CappedRatioState(snapshot_ratio=ratio, snapshot_timestamp=ts, max_ratio_growth_per_second=growth,
+                                ratio=state.ratio, growth_scale=state.growth_scale)
+
+
+@lru_cache(maxsize=4096)
+def _yearly_growth_bps(snapshot_ratio: int, growth_per_second: int, growth_scale: int) -> int:
+    return yearly_growth_bps(CappedRatioState(snapshot_ratio, 0, growth_per_second, 0, growth_scale))
+
+
+def yearly_growth_bps(state: CappedRatioState) -> int:
+    """The ``maxYearlyRatioGrowthPercent`` (bps) that gives ``state``'s growth per second: the
+    smallest integer ``y`` with ``snapshotRatio * y / 10000 / SECONDS_PER_YEAR == growth`` (exact
+    when the state was set by ``setCapParameters``; else the nearest)."""
+    if state.snapshot_ratio <= 0:
+        return 0
+    growth = state.max_ratio_growth_per_second // max(state.growth_scale, 1)
+    guess = growth * SECONDS_PER_YEAR * PERCENTAGE_FACTOR // state.snapshot_ratio
+    for y in range(max(guess - 2, 0), guess + 3):
+        if state.snapshot_ratio * y // PERCENTAGE_FACTOR // SECONDS_PER_YEAR == growth:
+            return y
+    return guess
+
+
+@dataclass(frozen=True)
+class PriceComponents:
+    """What one reserve's reported price is computed from at one moment: a capped-ratio adapter's
+    state and base answer, or a plain price (a feed's answer or the oracle's read)."""
+
+    kind: str  # "capped_ratio" or "plain"
+    price: int = 0
+    capo: CappedRatioState | None = None
+    base_answer: int = 0
+
+    @classmethod
+    def of(cls, book: "PriceBook", pool: str, asset: str, timestamp: int) -> "PriceComponents":
+        src = book.sources[(pool, asset)]
+        if src.kind == "capped_ratio":
+            st = book.capo[src.source]
+            copy = CappedRatioState(st.snapshot_ratio, st.snapshot_timestamp, st.max_ratio_growth_per_second,
+                                    st.ratio, st.growth_scale)
+            return cls("capped_ratio", capo=copy, base_answer=book.feeds.get(src.base_feed or "", 0))
+        return cls("plain", price=book.reported(pool, asset, timestamp))
+
+
+def counterfactual_price(components: PriceComponents, timestamp: int, cap: CapOverrides | None = None) -> int:
+    """The reported price from ``components`` at ``timestamp``, under ``cap`` overrides of a
+    capped-ratio adapter (ignored for a plain price). Without overrides it equals
+    :meth:`PriceBook.reported` at the moment the components were taken."""
+    if components.kind != "capped_ratio" or components.capo is None:
+        return components.price
+    state = cap.apply(components.capo) if cap is not None else components.capo
+    return capped_ratio_price(state, components.base_answer, timestamp)
+
+
+def is_capped(components: PriceComponents, timestamp: int, cap: CapOverrides | None = None) -> bool:
+    """``isCapped()`` of the adapter behind ``components`` at ``timestamp`` under ``cap``."""
+    if components.kind != "capped_ratio" or components.capo is None:
+        return False
+    state = cap.apply(components.capo) if cap is not None else components.capo
+    return state.is_capped(timestamp)
+
+
+def shift_price(price: int, shift_bps: int) -> int:
+    """``price`` moved by ``shift_bps`` basis points (-3000 = 30% lower), floored; never below 0."""
+    return max(price * (PERCENTAGE_FACTOR + shift_bps) // PERCENTAGE_FACTOR, 0)

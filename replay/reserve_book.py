@@ -14,7 +14,7 @@ from postmortem.errors import PostmortemError
 from postmortem.replay.aave_math import EModeCategory, ReserveState, Revision, decode_reserve_configuration
 from postmortem.replay.inputs import ReplayInputs
 
-__all__ = ["ReserveBook", "pool_revision"]
+__all__ = ["ReserveBook", "RiskOverrides", "pool_revision"]
 
 
 class ReserveBook:
@@ -90,6 +90,65 @@ class ReserveBook:
         bitmap = cur.collateral_bitmap | bit if enabled else cur.collateral_bitmap & ~bit
         self.emode[pool][category_id] = replace(cur, collateral_bitmap=bitmap)
         self.version += 1
+
+
+class RiskOverrides:
+    """Risk parameters set to other values for a what-if (basis points, as the protocol stores them).
+
+    ``reserves[(pool or None, asset)]`` and ``emode[(pool or None, category id)]`` map a parameter
+    name (``liquidation_threshold``, ``liquidation_bonus``, ``protocol_fee`` for a reserve;
+    ``liquidation_threshold``, ``liquidation_bonus`` for an eMode category) to its value; a ``None``
+    pool means every replayed pool. ``liquidation_bonus`` is stored as the protocol does
+    (10100 = a 1% bonus). ``close_factor_bps`` replaces the protocol's 50% close factor.
+    Overrides hold through the whole window: a configurator event in it does not undo them.
+    """
+
+    RESERVE_FIELDS = {"liquidation_threshold": "liquidation_threshold_bps", "liquidation_bonus": "liquidation_bonus_bps",
+                      "protocol_fee": "liquidation_protocol_fee_bps"}
+    EMODE_FIELDS = {"liquidation_threshold": "liquidation_threshold_bps", "liquidation_bonus": "liquidation_bonus_bps"}
+
+    def __init__(self, reserves: Mapping | None = None, emode: Mapping | None = None,
+                 close_factor_bps: int | None = None):
+        self.reserves = {k: dict(v) for k, v in (reserves or {}).items()}
+        self.emode = {k: dict(v) for k, v in (emode or {}).items()}
+        self.close_factor_bps = close_factor_bps
+
+    def __bool__(self) -> bool:
+        return bool(self.reserves or self.emode or self.close_factor_bps is not None)
+
+    def key(self) -> tuple:
+        return (tuple(sorted((k, tuple(sorted(v.items()))) for k, v in self.reserves.items())),
+                tuple(sorted((k, tuple(sorted(v.items()))) for k, v in self.emode.items())), self.close_factor_bps)
+
+    def reserve_changes(self, pool: str, asset: str) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for key in ((None, asset), (pool, asset)):
+            for name, value in self.reserves.get(key, {}).items():
+                out[self.RESERVE_FIELDS[name]] = value
+        return out
+
+    def apply_reserves(self, pool: str, reserves: Mapping[str, ReserveState]) -> dict[str, ReserveState]:
+        """``reserves`` (asset -> state) with this pool's overrides applied."""
+        out = dict(reserves)
+        for asset, state in reserves.items():
+            changes = self.reserve_changes(pool, asset)
+            if changes:
+                out[asset] = replace(state, **changes)
+        return out
+
+    def apply_emode(self, pool: str, category: EModeCategory | None) -> EModeCategory | None:
+        """``category`` with this pool's overrides applied (``None`` stays ``None``)."""
+        if category is None:
+            return None
+        changes: dict[str, int] = {}
+        for key in ((None, category.id), (pool, category.id)):
+            for name, value in self.emode.get(key, {}).items():
+                changes[self.EMODE_FIELDS[name]] = value
+        return replace(category, **changes) if changes else category
+
+    def rule_overrides(self) -> dict[str, int]:
+        """Keyword arguments for ``execute_liquidation_call``."""
+        return {} if self.close_factor_bps is None else {"partial_close_factor_bps": self.close_factor_bps}
 
 
 def pool_revision(market: Mapping) -> Revision:

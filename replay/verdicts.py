@@ -72,6 +72,7 @@ def max_liquidatable_debt(
     debt_asset: str,
     receive_a_token: bool = False,
     liquidator_is_borrower: bool = False,
+    **rule_overrides,
 ) -> tuple[int, LiquidationResult]:
     """The most debt one ``liquidationCall`` could repay at these prices, and that call's result.
 
@@ -79,13 +80,14 @@ def max_liquidatable_debt(
     close factor (and, when the collateral runs out, the collateral cap) decides the amount.
     When that reverts with ``MustNotLeaveDust`` (v3.3+), the largest partial amount that leaves
     enough debt and collateral is found by bisection (the leftover shrinks as the amount grows).
-    0 when the position cannot be liquidated at all (e.g. HF >= 1).
+    0 when the position cannot be liquidated at all (e.g. HF >= 1). ``rule_overrides`` go to
+    ``execute_liquidation_call`` (a what-if's ``partial_close_factor_bps``).
     """
     def run(amount: int) -> LiquidationResult:
         return execute_liquidation_call(
             revision, positions, reserves, prices, user_emode, timestamp,
             collateral_asset=collateral_asset, debt_asset=debt_asset, debt_to_cover=amount,
-            receive_a_token=receive_a_token, liquidator_is_borrower=liquidator_is_borrower,
+            receive_a_token=receive_a_token, liquidator_is_borrower=liquidator_is_borrower, **rule_overrides,
         )
 
     full = run(UINT256_MAX)

@@ -120,7 +120,7 @@ def write_report(warehouse_root: Path | str, incident_id: str, out_dir: Path | s
 def build_and_write(warehouse_root: Path | str, incident_id: str, out_dir: Path | str | None = None,
                     formats: tuple[str, ...] | list[str] | str = FORMATS, policy: Policy | None = None,
                     compare_paid: Path | str | PaidList | None = None, *, run_id: str | None = None,
-                    tolerance_wei: int = 0) -> tuple[ReportModel, dict[str, Path]]:
+                    tolerance_wei: int = 0, whatif_runs: tuple[str, ...] | list[str] = ()) -> tuple[ReportModel, dict[str, Path]]:
     """``write_report`` that also returns the model (for callers that print its headline)."""
     formats = parse_formats(formats)
     out = Path(out_dir).expanduser() if out_dir is not None else default_out_dir(incident_id)
@@ -130,7 +130,7 @@ def build_and_write(warehouse_root: Path | str, incident_id: str, out_dir: Path 
         raise PostmortemError(f"refusing to write the report inside the warehouse ({resolved}); "
                               f"choose an --out folder outside {root}")
     model = build_model(root, incident_id, run_id=run_id, policy=policy, compare_paid=compare_paid,
-                        tolerance_wei=tolerance_wei)
+                        tolerance_wei=tolerance_wei, whatif_runs=whatif_runs)
     documents = render(model, formats)
     try:
         out.mkdir(parents=True, exist_ok=True)

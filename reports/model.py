@@ -43,7 +43,9 @@ from postmortem.reports.parts import (
 from postmortem.reports.policy import Comparison, PaidList, Policy
 from postmortem.reports.provenance import Provenance, build_provenance, flatten, input_digest, methodology
 from postmortem.reports.reader import RunReader
+from postmortem.reports.borrowers import borrowers_table
 from postmortem.reports.reimbursement import Reimbursement, build_reimbursement
+from postmortem.reports.whatif_section import read_whatif_runs
 
 __all__ = ["COLUMNS", "GROUP_FIGURES", "GROUP_HEADLINE", "REQUIRED", "VERDICTS", "VERDICT_ANOMALY", "VERDICT_ANYWAY",
            "VERDICT_WRONG", "Check", "Columns", "Figure", "Provenance", "Reimbursement", "ReportModel", "Table",
@@ -69,6 +71,8 @@ class ReportModel:
     mispriced: dict | None  # asset, symbol, decimals, pool
     eth_asset: str | None
     notes: list[str] = field(default_factory=list)
+    borrowers: Table | None = None  # each liquidated borrower's case (reports.borrowers)
+    whatif: list[dict] = field(default_factory=list)  # what-if runs added with --whatif (reports.whatif_section)
 
     def figure(self, key: str) -> Figure | None:
         return self.figures.get(key)
@@ -132,20 +136,22 @@ class ReportModel:
 
 def build_model(warehouse_root: Path | str, incident_id: str, *, run_id: str | None = None,
                 policy: Policy | None = None, compare_paid: PaidList | Path | str | None = None,
-                tolerance_wei: int = 0) -> ReportModel:
+                tolerance_wei: int = 0, whatif_runs: tuple[str, ...] | list[str] = ()) -> ReportModel:
     """Read the warehouse and build the report model of ``incident_id``.
 
     ``run_id`` picks a replay run (default: the most recently written ``verdicts`` of the
     incident). ``policy`` values the reimbursements (default: the chain's prices, the replay's
     reimbursable rule). ``compare_paid`` is a paid list (``PaidList`` or the path of a
-    ``user,amount_eth`` CSV) compared line by line.
+    ``user,amount_eth`` CSV) compared line by line. ``whatif_runs`` adds those what-if runs.
     """
     policy = policy or Policy()
     if compare_paid is not None and not isinstance(compare_paid, PaidList):
         compare_paid = pol.read_paid_csv(compare_paid)
     reader = RunReader(Path(warehouse_root), incident_id, run_id)
     try:
-        return _build(reader, policy, compare_paid, tolerance_wei)
+        model = _build(reader, policy, compare_paid, tolerance_wei)
+        model.whatif = read_whatif_runs(reader, list(whatif_runs))
+        return model
     finally:
         reader.close()
 
@@ -167,7 +173,7 @@ def _build(rd: RunReader, policy: Policy, paid: PaidList | None, tolerance_wei: 
         at_risk=at_risk_table(rd), price_path=price_path_table(rd, mispriced), reimbursement=reimbursement,
         comparison=comparison, checks=run_checks(rd, figures, reimbursement, liquidations.rows, block_range),
         provenance=provenance, methodology=methodology(rd), mispriced=mispriced,
-        eth_asset=eth_asset, notes=rd.notes,
+        eth_asset=eth_asset, notes=rd.notes, borrowers=borrowers_table(rd, liquidations, reimbursement),
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from postmortem.reports import charts, fmt, text
 from postmortem.reports.escape import escape_html as _e
+from postmortem.reports.render_sections import borrowers_html, whatif_html
 from postmortem.reports.model import ReportModel
 from postmortem.reports.parts import VERDICT_WRONG, Table
 
@@ -43,6 +44,8 @@ details.sql summary:hover{color:var(--ink)}
 pre{background:#0f172a;color:#e2e8f0;padding:10px 12px;border-radius:8px;overflow-x:auto;font-size:.76rem;line-height:1.45;margin:6px 0 0;max-width:100%}
 code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,"Liberation Mono",monospace}
 .mono{font-size:.86em}
+details.borrower{margin:.4em 0}details.borrower summary{cursor:pointer;overflow-wrap:anywhere}
+.index{line-height:1.9;overflow-wrap:anywhere}.index a{margin-right:.7em}
 .scroll{overflow-x:auto;-webkit-overflow-scrolling:touch;border:1px solid var(--line);border-radius:8px;max-width:100%}
 table{border-collapse:collapse;width:100%;font-size:.82rem;font-variant-numeric:tabular-nums}
 th,td{padding:6px 9px;text-align:left;border-bottom:1px solid var(--line);white-space:nowrap;vertical-align:top}
@@ -250,6 +253,8 @@ def _header(m: ReportModel) -> str:
             f'<dl class="facts">{facts}</dl>'
             '<nav class="toc" aria-label="Sections"><a href="#figures">Figures</a><a href="#charts">Charts</a>'
             '<a href="#wrongly-eligible">Wrongly eligible</a><a href="#reimbursement">Reimbursement</a>'
+            + ('<a href="#borrowers">Each borrower</a>' if m.borrowers is not None and m.borrowers.rows else "")
+            + ('<a href="#whatif">What if</a>' if m.whatif else "") +
             '<a href="#liquidators">Liquidators</a><a href="#at-risk">At risk</a><a href="#checks">Checks</a>'
             '<a href="#glossary">Glossary</a><a href="#methodology">Methodology</a><a href="#provenance">Provenance</a>'
             '</nav></header>')
@@ -467,7 +472,8 @@ def _provenance(m: ReportModel) -> str:
 
 def render_html(m: ReportModel) -> str:
     body = "".join([
-        _header(m), "<main>", _figures(m), _charts(m), _wrongly(m), _reimbursement(m), _liquidators(m), _at_risk(m),
+        _header(m), "<main>", _figures(m), _charts(m), _wrongly(m), _reimbursement(m), borrowers_html(m, _table),
+        _liquidators(m), _at_risk(m), whatif_html(m, _table, lambda label, sql: _sql(sql, label)),
         _glossary(m), _checks(m), _methodology(m), _provenance(m), "</main>",
         f"<footer>Written by postmortem {_e(m.provenance.report_tool_version)} from replay run {_e(m.run_id)} of "
         f"{_e(m.incident_id)}. Every figure is reproducible with the SQL beside it, read-only, on the same warehouse.</footer>",

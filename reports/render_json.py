@@ -72,6 +72,8 @@ def to_dict(m: ReportModel) -> dict:
             "inputs": _table(r.inputs),
         },
         "comparison": m.comparison.to_json() if m.comparison else None,
+        "borrowers": m.borrowers.rows if m.borrowers is not None else [],
+        "whatif": m.whatif,
         "checks": [{"key": c.key, "title": c.title, "ok": c.ok, "detail": c.detail, "sql": c.sql} for c in m.checks],
         "methodology": {
             "sections": [{"title": t, "paragraphs": ps} for t, ps in text.methodology(m)],

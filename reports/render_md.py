@@ -9,6 +9,7 @@ from __future__ import annotations
 from postmortem.reports import fmt, text
 from postmortem.reports.model import ReportModel
 from postmortem.reports.parts import VERDICT_WRONG
+from postmortem.reports.render_sections import whatif_md
 
 
 def _cell(value) -> str:
@@ -159,6 +160,7 @@ def render_md(m: ReportModel) -> str:
     if m.notes:
         out += ["**Notes**", "", *[f"- {n}" for n in m.notes], ""]
 
+    out += whatif_md(m, _table)
     out += ["## Methodology", ""]
     for title_, paragraphs in text.methodology(m):
         out += [f"### {title_}", "", *[p + "\n" for p in paragraphs]]

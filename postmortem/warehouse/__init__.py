@@ -45,6 +45,7 @@ from postmortem.warehouse.layout import (
 )
 from postmortem.warehouse.manifest import (
     CHUNK_DATASETS_KEY,
+    RUN_FAMILY_KEY,
     RUN_OUTPUTS_KEY,
     FileRecord,
 )
@@ -53,6 +54,6 @@ from postmortem.warehouse.verify import Problem
 
 __all__ = [
     "ALL_RUNS_SUFFIX", "CATALOG_NAME", "CHUNK_DATASETS_KEY", "LOCK_NAME", "MANIFEST_NAME", "OUTPUTS_DIR",
-    "PARQUET_META_KEY", "POOL_EVENT_TABLES", "RESERVED_NAMES", "RUNS_NAME", "RUN_OUTPUTS_KEY", "TIMESTAMP_UTC",
+    "PARQUET_META_KEY", "POOL_EVENT_TABLES", "RESERVED_NAMES", "RUNS_NAME", "RUN_FAMILY_KEY", "RUN_OUTPUTS_KEY", "TIMESTAMP_UTC",
     "VIEWS_NAME", "CatalogSummary", "FileRecord", "Problem", "Warehouse", "schema_fingerprint",
 ]

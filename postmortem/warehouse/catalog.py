@@ -20,6 +20,7 @@ from postmortem.errors import PostmortemError
 from postmortem.sql_quote import quote_ident, quote_literal
 from postmortem.warehouse.jsonl import dumps
 from postmortem.warehouse.layout import CATALOG_NAME, OUTPUTS_DIR, RESERVED_NAMES
+from postmortem.warehouse.manifest import RUN_FAMILIES
 
 log = logging.getLogger("postmortem.warehouse")
 
@@ -153,6 +154,7 @@ class CatalogMixin:
                 continue
             if kind == "output":
                 runs = sorted((c, i, r) for (c, i), r in latest.items())
+                runs += sorted((c, i, r) for fam in RUN_FAMILIES[1:] for (c, i), r in self.latest_complete_runs(fam).items())
                 cond = (f"(chain_id, incident_id, run_id) IN ({', '.join(f'({c}, {quote_literal(i)}, {quote_literal(r)})' for c, i, r in runs)})"
                         if runs else "false")
                 con.execute(f"CREATE VIEW {quote_ident(name)} AS SELECT * FROM {quote_ident(target)} WHERE {cond}")

@@ -28,6 +28,8 @@ from postmortem.warehouse.jsonl import JsonLines, dumps, utc_now
 # the run's output tables. A group is complete only when every file it lists is there.
 CHUNK_DATASETS_KEY = "chunk_datasets"
 RUN_OUTPUTS_KEY = "run_outputs"
+RUN_FAMILY_KEY = "run_family"  # output meta: which kind of run wrote it (default "replay")
+RUN_FAMILIES = ("replay", "whatif", "stress")
 
 
 @dataclass(frozen=True)
@@ -193,14 +195,16 @@ class ManifestMixin:
             )
         return rec
 
-    def latest_complete_runs(self) -> dict[tuple[int, str], str]:
+    def latest_complete_runs(self, family: str = "replay") -> dict[tuple[int, str], str]:
         """(chain id, incident id) -> run id of the newest run whose outputs are all present.
 
         A run's newest output file dates it. A run whose outputs list the run's tables
-        (``run_outputs``, as every replay writes them) counts only when all of them are there."""
+        (``run_outputs``, as every replay writes them) counts only when all of them are there.
+        ``family`` keeps apart runs of other kinds over the same incident (a what-if writes
+        ``run_family`` = ``whatif`` in its outputs' meta), so a what-if never hides the replay."""
         runs: dict[tuple[int, str, str], list[FileRecord]] = {}
         for rec in self._state().values():
-            if rec.kind == "output":
+            if rec.kind == "output" and (rec.meta or {}).get(RUN_FAMILY_KEY, "replay") == family:
                 runs.setdefault((rec.chain_id, rec.incident_id, rec.run_id), []).append(rec)
         best: dict[tuple[int, str], tuple[str, str]] = {}
         for (chain_id, incident_id, run_id), recs in runs.items():

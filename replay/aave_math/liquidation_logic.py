@@ -145,8 +145,12 @@ def calculate_max_liquidatable_debt(
     borrower_reserve_collateral_base: int,
     debt_asset_price: int,
     debt_asset_unit: int,
+    partial_close_factor_bps: int = DEFAULT_LIQUIDATION_CLOSE_FACTOR,
 ) -> tuple[int, int]:
     """The close factor: ``(maxLiquidatableDebt, close_factor_bps)``.
+
+    ``partial_close_factor_bps`` replaces the protocol's 50% where it applies (a what-if; the
+    protocol's own constant by default).
 
     v3.0 (``_calculateDebt``): ``percentMul(reserveDebt, 50%)`` when HF > 0.95, else
     ``percentMul(reserveDebt, 100%)``; the base values are unused.
@@ -159,7 +163,7 @@ def calculate_max_liquidatable_debt(
     rules = rules_for(revision)
     if not rules.close_factor_on_total_debt:
         close_factor = (
-            DEFAULT_LIQUIDATION_CLOSE_FACTOR
+            partial_close_factor_bps
             if health_factor_wad > CLOSE_FACTOR_HF_THRESHOLD
             else MAX_LIQUIDATION_CLOSE_FACTOR
         )
@@ -169,11 +173,11 @@ def calculate_max_liquidatable_debt(
         and borrower_reserve_debt_base >= MIN_BASE_MAX_CLOSE_FACTOR_THRESHOLD
         and health_factor_wad > CLOSE_FACTOR_HF_THRESHOLD
     ):
-        half_total_debt_base = percent_mul(total_debt_base, DEFAULT_LIQUIDATION_CLOSE_FACTOR)
+        half_total_debt_base = percent_mul(total_debt_base, partial_close_factor_bps)
         if borrower_reserve_debt_base > half_total_debt_base:
             return (
                 checked_div(_mul(half_total_debt_base, debt_asset_unit), debt_asset_price),
-                DEFAULT_LIQUIDATION_CLOSE_FACTOR,
+                partial_close_factor_bps,
             )
     return borrower_reserve_debt, MAX_LIQUIDATION_CLOSE_FACTOR
 
@@ -392,8 +396,11 @@ def execute_liquidation_call(
     debt_to_cover: int,
     receive_a_token: bool = False,
     liquidator_is_borrower: bool = False,
+    partial_close_factor_bps: int = DEFAULT_LIQUIDATION_CLOSE_FACTOR,
 ) -> LiquidationResult:
     """``LiquidationLogic.executeLiquidationCall`` on the borrower's pre-state at ``timestamp``.
+
+    ``partial_close_factor_bps`` replaces the protocol's 50% close factor (what-if only).
 
     Never raises for a protocol revert: ``reverted`` and ``revert_reason`` say what the
     contract would do. Raises ``KeyError`` for missing inputs (reserve, price).
@@ -420,6 +427,7 @@ def execute_liquidation_call(
             debt_to_cover,
             receive_a_token,
             liquidator_is_borrower,
+            partial_close_factor_bps,
         )
     except SolidityRevert as revert:
         return replace(result, reverted=True, revert_reason=revert.reason, **trace)
@@ -439,6 +447,7 @@ def _execute(
     debt_to_cover: int,
     receive_a_token: bool,
     liquidator_is_borrower: bool,
+    partial_close_factor_bps: int = DEFAULT_LIQUIDATION_CLOSE_FACTOR,
 ) -> None:
     """The body of ``executeLiquidationCall``; records every computed value in ``trace``."""
     collateral_reserve = _reserve(reserves, collateral_asset)
@@ -483,7 +492,7 @@ def _execute(
         reserve_collateral_base = checked_div(_mul(collateral_balance, collateral_price), collateral_unit)
     max_debt, close_factor = calculate_max_liquidatable_debt(
         rules.revision, account.health_factor_wad, account.total_debt_base, reserve_debt,
-        reserve_debt_base, reserve_collateral_base, debt_price, debt_unit,
+        reserve_debt_base, reserve_collateral_base, debt_price, debt_unit, partial_close_factor_bps,
     )
     actual_debt = min(debt_to_cover, max_debt)
     trace.update(
