@@ -14,15 +14,17 @@ are the HTTP library's own exceptions, ``requests.RequestException``.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 from typing import Any, Iterable, Sequence
 
+import msgspec
 import requests
 
 from postmortem.errors import PostmortemError, RuntimeFailure
 
-__all__ = ["JsonRpcBadAnswer", "JsonRpcRefused", "call", "call_batch", "envelope", "post"]
+__all__ = ["JsonRpcBadAnswer", "JsonRpcRefused", "call", "call_batch", "envelope", "loads", "post"]
 
 HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 
@@ -75,9 +77,37 @@ def _encode(payload: Any) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode()
 
 
+# Above this many bytes an answer is parsed with the cyclic garbage collector paused: a 70 MB
+# ``eth_getLogs`` answer is about a million new containers, which would otherwise trigger
+# collections that walk every one of them again and find nothing to free.
+_PAUSE_GC_ABOVE = 1 << 20
+
+
+def loads(body: bytes | str) -> Any:
+    """Parse a JSON answer body, exactly as ``json.loads`` would.
+
+    msgspec's parser (about 1.7x the standard library's speed on ``eth_getLogs`` answers)
+    takes what it accepts, and gives the same values for it: arbitrary-size integers, the same
+    floats, the last of duplicate keys. What it refuses (NaN, a byte-order mark, UTF-16, a lone
+    surrogate, malformed JSON) goes to ``json.loads``, which answers or raises its own
+    ``ValueError`` as before. ``tests/test_ingest_speed_equivalence.py`` holds both to the same
+    values on the odd cases.
+    """
+    paused = len(body) > _PAUSE_GC_ABOVE and gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError:  # a ValueError: refused by msgspec, judged by the standard library
+        return json.loads(body)
+    finally:
+        if paused:
+            gc.enable()
+
+
 def _parse(response: requests.Response, what: str) -> Any:
     try:
-        return response.json()
+        return loads(response.content)
     except ValueError:
         snippet = response.content[:120].decode("utf-8", "replace").strip()
         raise JsonRpcBadAnswer(
