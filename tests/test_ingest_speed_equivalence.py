@@ -137,6 +137,20 @@ def test_anvil_answers_parse_to_the_standard_librarys_values(emitted):
     assert {len(lg["data"]) for lg in logs} >= {2, 4, 66, 322}  # empty, one byte, one word, five words
 
 
+def test_post_reads_the_same_body_as_requests_does(emitted):
+    url, first, last = emitted
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_getLogs",
+                       "params": [{"fromBlock": hex(first), "toBlock": hex(last)}]}).encode()
+    ours = jsonrpc.post(url, body, timeout=30)
+    with requests.Session() as session:
+        ours_in_session = jsonrpc.post(url, body, timeout=30, session=session)
+        again = jsonrpc.post(url, body, timeout=30, session=session)  # the connection went back to the pool
+    theirs = requests.post(url, data=body, headers=jsonrpc.HEADERS, timeout=30)
+    assert ours.content == ours_in_session.content == again.content == theirs.content
+    assert len(ours.content) > 10_000 and ours.status_code == 200
+    assert jsonrpc.loads(ours.content) == theirs.json()
+
+
 def test_the_fetched_raw_table_equals_the_reference_on_anvil_logs(emitted):
     url, first, last = emitted
     reference = reference_raw_logs(json.loads(_answer_body(url, first, last))["result"])
