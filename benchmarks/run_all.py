@@ -33,7 +33,8 @@ PREVIOUS = RESULTS / "summary.previous.json"
 # name -> (script, quick args, full args). Each script accepts --out.
 BENCHES = {
     "decode": ("bench_decode.py",
-               ["--logs", "200000", "--web3-sample", "5000", "--rpc-sample", "50000", "--repeat", "3"],
+               ["--logs", "200000", "--web3-sample", "5000", "--rpc-sample", "50000", "--repeat", "3",
+                "--rounds", "3"],
                []),
     "replay_vs_protocol": ("bench_replay_vs_protocol.py", ["--scenario", "small"], []),
     "scale": ("bench_scale.py", ["--sizes", "10000", "--checkpoints", "200", "--full-max", "10000"],
