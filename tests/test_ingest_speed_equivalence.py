@@ -1,11 +1,11 @@
 """The fast log path gives exactly what the plain one gives (issue 13, ingest speed).
 
-The log path parses ``eth_getLogs`` answers with msgspec (``postmortem.jsonrpc.loads``) and builds
-the raw-log table by joining each field of every log into one text (``ingest.raw_logs``, the
-fast path). These tests hold both to a straightforward reference on real anvil answers and on
-hand-made odd cases: every log layout LOG0..LOG4, empty and odd-length data, topics and
-addresses with leading zeros, upper-case hex, non-canonical quantities, removed logs and
-malformed values. Equivalence only, no timing.
+The log path reads an answer in one read (``postmortem.jsonrpc.post``), parses it with msgspec
+(``postmortem.jsonrpc.loads``) and turns hex into bytes with one ``binascii.unhexlify`` per column
+(``ingest.raw_logs``). These tests hold it to a straightforward reference, one log at a time, on
+real anvil answers and on hand-made odd cases: every log layout LOG0..LOG4, empty and odd-length
+data, topics and addresses with leading zeros, upper-case hex, non-canonical quantities, removed
+logs and malformed values. Equivalence only, no timing.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import pytest
 import requests
 
 from postmortem import jsonrpc
-from postmortem.ingest import raw_logs
 from postmortem.ingest.decode import decode_logs, raw_logs_from_rpc
 from postmortem.ingest.events import RAW_LOG_SCHEMA, DecodeError
 from postmortem.ingest.ranges import fetch_logs
@@ -61,12 +60,6 @@ def assert_same(fast: pa.Table, reference: pa.Table) -> None:
     assert fast.to_pylist() == reference.to_pylist()
     assert fast.equals(reference)
     assert parquet_bytes(fast) == parquet_bytes(reference)  # byte-identical files
-
-
-def both_paths(logs: list[dict]) -> tuple[pa.Table | None, pa.Table]:
-    """(the fast path's table or None when it stepped aside, the checked path's table)."""
-    columns = [[log[k] for log in logs] for k in raw_logs._RPC_KEYS]
-    return raw_logs._columns_fast(columns, len(logs)), raw_logs._columns_checked(logs, columns, len(logs))
 
 
 # -- real anvil answers -------------------------------------------------------------------------
@@ -160,12 +153,9 @@ def test_the_fetched_raw_table_equals_the_reference_on_anvil_logs(emitted):
     finally:
         client.close()
     logs = [lg for r in got for lg in r.logs]
-    assert_same(raw_logs_from_rpc(logs), reference)
-    fast, checked = both_paths(logs)
-    assert fast is not None, "the fast path stepped aside on a node's well-formed answer"
-    assert_same(fast, reference)
-    assert_same(checked, reference)
-    assert {k: t.to_pylist() for k, t in decode_logs(fast, strict=False).items()} == {
+    table = raw_logs_from_rpc(logs)
+    assert_same(table, reference)
+    assert {k: t.to_pylist() for k, t in decode_logs(table, strict=False).items()} == {
         k: t.to_pylist() for k, t in decode_logs(reference, strict=False).items()}
 
 
@@ -183,14 +173,10 @@ def test_upper_case_hex_and_leading_zeros_give_the_same_table(emitted):
     logs = json.loads(_answer_body(url, first, last))["result"]
     rng = random.Random(3)
     odd = [_shout(lg, rng) for lg in logs]
-    fast, checked = both_paths(odd)
-    assert fast is not None
-    assert_same(fast, reference_raw_logs(logs))
-    assert_same(checked, reference_raw_logs(logs))
     assert_same(raw_logs_from_rpc(odd), reference_raw_logs(logs))
 
 
-# -- malformed and refused logs: the fast path steps aside, the checked path names the log -----
+# -- malformed and refused logs: each is named with its position, block and log index --------
 
 BASE = {
     "address": "0x" + "ab" * 20, "blockHash": "0x" + "cd" * 32, "blockNumber": "0x1b4", "data": "0x" + "01" * 40,
@@ -220,13 +206,13 @@ MALFORMED = [
 
 
 @pytest.mark.parametrize("name,bad", MALFORMED, ids=[m[0] for m in MALFORMED])
-def test_a_malformed_log_is_named_whichever_path_sees_it_first(name, bad):
+def test_a_malformed_log_is_named(name, bad):
     logs = [dict(BASE, logIndex=hex(i)) for i in range(4)] + [bad]
-    with pytest.raises(DecodeError, match=r"eth_getLogs result #4"):
+    with pytest.raises(DecodeError, match=r"eth_getLogs result #4 \(block ('0x1b4'|436)") as info:
         raw_logs_from_rpc(logs)
-    if name != "removed by a reorg":  # that one is refused before any column is built
-        columns = [[log[k] for log in logs] for k in raw_logs._RPC_KEYS]
-        assert raw_logs._columns_fast(columns, len(logs)) is None
+    assert "the node returned a malformed log" in str(info.value) or "removed" in str(info.value)
+    with pytest.raises(DecodeError):
+        raw_logs_from_rpc([bad])  # alone, too
 
 
 def test_a_hash_one_digit_short_beside_one_a_digit_long_is_refused():
@@ -236,7 +222,7 @@ def test_a_hash_one_digit_short_beside_one_a_digit_long_is_refused():
         raw_logs_from_rpc(logs)
 
 
-def test_synthetic_market_logs_take_the_fast_path_and_match_the_checked_one():
+def test_synthetic_market_logs_match_the_reference():
     """20,000 logs with the event mix of an Aave market, some of them upper-cased."""
     import sys
     from pathlib import Path
@@ -248,11 +234,10 @@ def test_synthetic_market_logs_take_the_fast_path_and_match_the_checked_one():
     logs = to_rpc(table)
     rng = random.Random(5)
     logs = [_shout(lg, rng) if rng.random() < 0.1 else lg for lg in logs]
-    fast, checked = both_paths(logs)
-    assert fast is not None
-    assert_same(fast, table)
-    assert_same(checked, table)
-    assert {k: t.num_rows for k, t in decode_logs(fast).items()} == {k: t.num_rows for k, t in decode_logs(table).items()}
+    got = raw_logs_from_rpc(logs)
+    assert_same(got, table)
+    assert_same(got, reference_raw_logs(logs))
+    assert {k: t.num_rows for k, t in decode_logs(got).items()} == {k: t.num_rows for k, t in decode_logs(table).items()}
 
 
 # -- the JSON parser ---------------------------------------------------------------------------
