@@ -11,6 +11,11 @@ LiquidationCall, Chainlink AnswerUpdated), shuffled, ~150 logs per block. Times:
   with its type: the same work without web3's event layer) on the same sample;
 - ``raw_logs_from_rpc`` on ``--rpc-sample`` logs in JSON-RPC form (for information).
 
+The three decoders take turns for ``--rounds`` rounds (decode_logs, web3.py, eth_abi, then
+again), so that the load other processes put on shared cores falls on each of them alike; the
+ratios are those of the median CPU times, and each round's own ratios are printed beside them
+(their spread is how much the figure moves with the machine's load).
+
 Prints a table and writes ``benchmarks/results/decode.json``.
 
     .venv/bin/python benchmarks/bench_decode.py            # 1,000,000 logs
@@ -23,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -240,7 +246,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--logs", type=int, default=1_000_000, help="synthetic logs to decode (default 1,000,000)")
     ap.add_argument("--web3-sample", type=int, default=20_000, help="logs decoded by web3.py, then extrapolated")
     ap.add_argument("--rpc-sample", type=int, default=100_000, help="logs converted by raw_logs_from_rpc")
-    ap.add_argument("--repeat", type=int, default=3, help="decode_logs runs; the best is kept")
+    ap.add_argument("--repeat", type=int, default=3, help="decode_logs runs per round; the best is kept")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds in which the decoders take turns (median kept)")
     ap.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
     args = ap.parse_args(argv)
     pa.set_cpu_count(1)
@@ -250,12 +257,27 @@ def main(argv: list[str] | None = None) -> dict:
     raw = synthetic_raw_logs(args.logs)
     gen_s = time.perf_counter() - t
 
-    decode_wall, decode_cpu, rows = time_decode(raw, args.repeat)
-
     sample = min(args.web3_sample, args.logs)
-    web3_wall, web3_cpu, web3_n = time_web3(raw, sample)
+    rounds = []
+    for k in range(max(1, args.rounds)):
+        decode_wall, decode_cpu, rows = time_decode(raw, args.repeat)
+        web3_wall, web3_cpu, web3_n = time_web3(raw, sample)
+        abi_wall, abi_cpu, abi_n = time_eth_abi(raw, sample)
+        rounds.append({"decode_logs": (decode_wall, decode_cpu), "web3": (web3_wall, web3_cpu),
+                       "eth_abi": (abi_wall, abi_cpu)})
+        print(f"round {k + 1}: decode_logs {decode_cpu:.3f} s CPU for {args.logs:,}; web3.py {web3_cpu:.3f} s and "
+              f"eth_abi {abi_cpu:.3f} s for {web3_n:,}: "
+              f"{(args.logs / decode_cpu) / (web3_n / web3_cpu):,.0f}x and {(args.logs / decode_cpu) / (abi_n / abi_cpu):,.0f}x",
+              flush=True)
 
-    abi_wall, abi_cpu, abi_n = time_eth_abi(raw, sample)
+    def med(key: str, i: int) -> float:
+        return statistics.median(r[key][i] for r in rounds)
+
+    decode_wall, decode_cpu = med("decode_logs", 0), med("decode_logs", 1)
+    web3_wall, web3_cpu = med("web3", 0), med("web3", 1)
+    abi_wall, abi_cpu = med("eth_abi", 0), med("eth_abi", 1)
+    per_round_web3 = [(args.logs / r["decode_logs"][1]) / (web3_n / r["web3"][1]) for r in rounds]
+    per_round_abi = [(args.logs / r["decode_logs"][1]) / (abi_n / r["eth_abi"][1]) for r in rounds]
 
     rpc_n = min(args.rpc_sample, args.logs)
     rpc_logs = to_rpc(raw.slice(0, rpc_n))
@@ -269,15 +291,17 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"synthetic logs: {args.logs:,} (generated in {gen_s:.1f} s); decoded rows per table: {rows}")
     print()
     print(f"{'decoder':<46} {'logs':>10} {'wall s':>8} {'cpu s':>8} {'logs/s wall':>12} {'logs/s cpu':>12}")
-    line(f"decode_logs (vectorised, best of {args.repeat})", args.logs, decode_wall, decode_cpu)
+    line(f"decode_logs (vectorised, best of {args.repeat}/round)", args.logs, decode_wall, decode_cpu)
     line("web3.py get_event_data (sample, extrapolated)", web3_n, web3_wall, web3_cpu)
     line("eth_abi.decode per log (sample, extrapolated)", abi_n, abi_wall, abi_cpu)
     line("raw_logs_from_rpc (JSON-RPC dicts -> Arrow)", rpc_n, rpc_wall, rpc_cpu)
     print()
     ratio = (args.logs / decode_cpu) / (web3_n / web3_cpu)
     abi_ratio = (args.logs / decode_cpu) / (abi_n / abi_cpu)
-    print(f"decode_logs / web3.py (CPU time): {ratio:,.0f}x")
-    print(f"decode_logs / eth_abi.decode (CPU time): {abi_ratio:,.0f}x")
+    print(f"decode_logs / web3.py (CPU time, medians of {len(rounds)} rounds): {ratio:,.0f}x "
+          f"(rounds: {', '.join(f'{x:,.0f}x' for x in per_round_web3)})")
+    print(f"decode_logs / eth_abi.decode (CPU time, medians of {len(rounds)} rounds): {abi_ratio:,.0f}x "
+          f"(rounds: {', '.join(f'{x:,.0f}x' for x in per_round_abi)})")
     print(
         f"web3.py would need ~{args.logs * web3_cpu / web3_n:,.0f} s of CPU for {args.logs:,} logs "
         f"(extrapolated from {web3_n:,}); decode_logs took {decode_cpu:.2f} s"
@@ -306,6 +330,9 @@ def main(argv: list[str] | None = None) -> dict:
         "raw_logs_from_rpc": rates(rpc_n, rpc_wall, rpc_cpu),
         "speedup_vs_web3_cpu": ratio,
         "speedup_vs_eth_abi_cpu": abi_ratio,
+        "rounds": len(rounds),
+        "speedup_vs_web3_cpu_per_round": per_round_web3,
+        "speedup_vs_eth_abi_cpu_per_round": per_round_abi,
         "rows_per_table": rows,
         "threads": {"arrow_cpu_count": pa.cpu_count()},
         "python": platform.python_version(),

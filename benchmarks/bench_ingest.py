@@ -23,6 +23,13 @@ address and transaction hash per log). Prints a table and writes ``benchmarks/re
 
     .venv/bin/python benchmarks/bench_ingest.py                    # 10,300 borrowers, >= 100k logs
     .venv/bin/python benchmarks/bench_ingest.py --borrowers 300    # quick check
+    .venv/bin/python benchmarks/bench_ingest.py --devchain data/devchain/port-18650 --repeat 5
+
+``--devchain DIR`` measures on a scale devchain already running (its folder, with the
+``manifest.json`` that ``postmortem devchain start --scenario scale --borrowers N --port P``
+wrote) instead of building one, so repeated measurements skip the set-up. ``--repeat N`` times
+every tool N times, taking turns (cryo, log path, full ingest, cryo, ...), so that the load other
+work puts on shared cores falls on all of them alike; the median of each is compared.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -126,7 +134,28 @@ def full_ingest(url: str, incident: Incident, warehouse: Path, chunk_size: int |
     seconds = time.perf_counter() - t0
     files = sorted(warehouse.glob(f"{incident.chain_id}/logs/*.parquet"))
     table = pa.concat_tables([pq.read_table(f) for f in files])
-    return {"seconds": seconds, "table": table, "summary": summary}
+    shutil.rmtree(warehouse, ignore_errors=True)
+    return {"seconds": seconds, "table": table, "summary": summary,
+            "stages": (summary.get("cost") or {}).get("stage_seconds")}
+
+
+def median_run(runs: list[dict]) -> dict:
+    """The run with the median time (the lower middle one for an even count), with every time."""
+    ordered = sorted(runs, key=lambda r: r["seconds"])
+    pick = dict(ordered[(len(ordered) - 1) // 2])
+    pick["all_seconds"] = [round(r["seconds"], 4) for r in runs]
+    pick["median_seconds"] = statistics.median(r["seconds"] for r in runs)
+    pick["best_seconds"] = ordered[0]["seconds"]
+    return pick
+
+
+def _from_running(directory: Path) -> tuple[str, dict]:
+    path = directory / "manifest.json"
+    if not path.is_file():
+        raise SystemExit(f"no devchain manifest at {path}; start one with `postmortem devchain start --scenario scale "
+                         "--borrowers 10300 --port P` and pass its folder (data/devchain/port-P)")
+    manifest = json.loads(path.read_text())
+    return f"http://127.0.0.1:{manifest['port']}", manifest
 
 
 def keys(table: pa.Table | None) -> list[tuple]:
@@ -143,20 +172,32 @@ def main() -> int:
                     help=f"borrowers in the scale scenario (default {DEFAULT_BORROWERS:,}: at least {MIN_LOGS:,} logs)")
     ap.add_argument("--chunk-size", type=int, default=None, help="postmortem ingest chunk size in blocks (default: its own)")
     ap.add_argument("--no-cryo", action="store_true", help="skip cryo (postmortem's figures only)")
+    ap.add_argument("--devchain", type=Path, default=None, metavar="DIR",
+                    help="use the scale devchain already running from this folder (its manifest.json) "
+                         "instead of starting one; --borrowers is then the chain's own")
+    ap.add_argument("--repeat", type=int, default=1, help="time each tool N times, taking turns; the median counts")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
+    if args.repeat < 1:
+        ap.error(f"--repeat {args.repeat}: give 1 or more")
 
     cryo_py, cryo_missing = (None, "cryo skipped (--no-cryo).") if args.no_cryo else ensure_cryo()
     work = Path(tempfile.mkdtemp(prefix="bench_ingest_"))
-    port = free_port()
-    print(f"starting a devchain on port {port}: scale scenario, {args.borrowers:,} borrowers ...", flush=True)
     t0 = time.perf_counter()
-    node, out = manager.start(port, "scale", directory=work / "devchain", detach=False, borrowers=args.borrowers)
+    if args.devchain is not None:
+        url, manifest = _from_running(args.devchain)
+        node = None
+        args.borrowers = manifest.get("summary", {}).get("borrowers") or args.borrowers
+        print(f"using the devchain at {url} ({args.devchain})", flush=True)
+    else:
+        port = free_port()
+        print(f"starting a devchain on port {port}: scale scenario, {args.borrowers:,} borrowers ...", flush=True)
+        node, out = manager.start(port, "scale", directory=work / "devchain", detach=False, borrowers=args.borrowers)
+        url, manifest = node.url, out["manifest"]
     setup_s = time.perf_counter() - t0
     try:
-        url = node.url
-        s = out["manifest"]["summary"]
-        pools = {k: v["pool"].lower() for k, v in out["manifest"]["addresses"]["markets"].items()}
+        s = manifest["summary"]
+        pools = {k: v["pool"].lower() for k, v in manifest["addresses"]["markets"].items()}
         end = s["end_block"]
         client = RpcClient(url)
         try:
@@ -175,17 +216,24 @@ def main() -> int:
             client.close()
         print(f"devchain ready in {setup_s:.0f} s: blocks {start}..{end}, {len(contracts)} contracts", flush=True)
 
-        results: dict[str, dict] = {}
-        if cryo_py is not None:
-            results["cryo"] = run_cryo(cryo_py, url, contracts, start, end, work / "cryo")
-        else:
+        runs: dict[str, list[dict]] = {"cryo": [], "logs_only": [], "ingest": []}
+        if cryo_py is None:
             print(f"No comparison with cryo: {cryo_missing}", flush=True)
-        results["logs_only"] = logs_only(url, contracts, start, end)
         incident = Incident(id="bench-ingest", title="bench_ingest", chain_id=31337, pools=pools,
                             from_block=start, to_block=end, users_since=s["deploy_block"], finality="latest")
-        results["ingest"] = full_ingest(url, incident, work / "warehouse", args.chunk_size)
+        for k in range(args.repeat):
+            if cryo_py is not None:
+                shutil.rmtree(work / "cryo", ignore_errors=True)
+                runs["cryo"].append(run_cryo(cryo_py, url, contracts, start, end, work / "cryo"))
+            runs["logs_only"].append(logs_only(url, contracts, start, end))
+            runs["ingest"].append(full_ingest(url, incident, work / f"warehouse-{k}", args.chunk_size))
+            if args.repeat > 1:
+                print(f"round {k + 1} of {args.repeat}: " + ", ".join(
+                    f"{name} {r[-1]['seconds']:.3f} s" for name, r in runs.items() if r), flush=True)
+        results = {name: median_run(r) for name, r in runs.items() if r}
     finally:
-        node.stop()
+        if node is not None:
+            node.stop()
         shutil.rmtree(work, ignore_errors=True)
 
     # -- same logs? -------------------------------------------------------------------------
@@ -224,13 +272,18 @@ def main() -> int:
         ratio = r["seconds"] / base if base else None
         rows.append({"tool": name, "label": labels[name], "logs": n, "seconds": round(r["seconds"], 4),
                      "logs_per_second": round(n / r["seconds"]) if r["seconds"] else None,
-                     "time_over_cryo": round(ratio, 3) if ratio else None})
+                     "time_over_cryo": round(ratio, 3) if ratio else None,
+                     "all_seconds": r["all_seconds"], "best_seconds": round(r["best_seconds"], 4)})
         rtxt = f"{ratio:>11.2f}x" if ratio else f"{'-':>12}"
         print(f"{labels[name]:<44} {n:>9,} {r['seconds']:>8.3f} {n / r['seconds']:>10,.0f} {rtxt}")
     lo = results["logs_only"]
     print()
     print(f"logs-only split: eth_getLogs {lo['fetch_seconds']:.3f} s ({lo['requests']} requests), "
           f"raw_logs_from_rpc {lo['to_arrow_seconds']:.3f} s, decode_logs {lo['decode_seconds']:.3f} s")
+    if args.repeat > 1:
+        print(f"medians of {args.repeat} rounds taken in turns; every time: "
+              + "; ".join(f"{name} {results[name]['all_seconds']}" for name in results))
+    print(f"full ingest seconds by stage: {results['ingest']['stages']}")
     if "cryo" in results:
         print(f"cryo subprocess wall time incl. interpreter start-up: {results['cryo']['process_seconds']:.3f} s")
     print(f"same logs in every tool: {'yes' if all_same else 'NO'} {json.dumps(checks)}")
@@ -243,6 +296,8 @@ def main() -> int:
         "borrowers": args.borrowers,
         "range": {"from_block": start, "to_block": end, "logs": n_logs, "contracts": len(contracts)},
         "devchain_setup_seconds": round(setup_s, 1),
+        "devchain": str(args.devchain) if args.devchain else None,
+        "repeat": args.repeat,
         "results": rows,
         "logs_only_split": {k: round(lo[k], 4) for k in ("fetch_seconds", "to_arrow_seconds", "decode_seconds")}
         | {"requests": lo["requests"], "decoded_rows": lo["decoded_rows"]},

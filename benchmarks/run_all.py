@@ -33,7 +33,8 @@ PREVIOUS = RESULTS / "summary.previous.json"
 # name -> (script, quick args, full args). Each script accepts --out.
 BENCHES = {
     "decode": ("bench_decode.py",
-               ["--logs", "200000", "--web3-sample", "5000", "--rpc-sample", "50000", "--repeat", "3"],
+               ["--logs", "200000", "--web3-sample", "5000", "--rpc-sample", "50000", "--repeat", "3",
+                "--rounds", "3"],
                []),
     "replay_vs_protocol": ("bench_replay_vs_protocol.py", ["--scenario", "small"], []),
     "scale": ("bench_scale.py", ["--sizes", "10000", "--checkpoints", "200", "--full-max", "10000"],
@@ -63,6 +64,9 @@ def rows_decode(d: dict) -> list[dict]:
         out.append(row("decode: decode_logs vs eth_abi.decode (CPU)", _r(ours["logs_per_second_cpu"], 0), "logs/s",
                        "eth_abi.decode", _r(e["logs_per_second_cpu"], 0),
                        _r(ours["logs_per_second_cpu"] / e["logs_per_second_cpu"], 1)))
+    if "raw_logs_from_rpc" in d:  # the JSON-RPC dicts -> Arrow step in front of the decoder
+        r = d["raw_logs_from_rpc"]
+        out.append(row("decode: raw_logs_from_rpc throughput (CPU)", _r(r["logs_per_second_cpu"], 0), "logs/s"))
     return out
 
 
@@ -107,6 +111,11 @@ def rows_ingest(d: dict) -> list[dict]:
         out.append(row(f"{label}: {logs:,} logs", r["seconds"], "s", "cryo logs -> Parquet" if cryo else None,
                        cryo["seconds"] if cryo else None, _r(ratio, 3), f"<= {goal_x}x cryo at >= 100k logs",
                        (ratio <= goal_x) if (ratio is not None and at_goal) else None))
+    split = d.get("logs_only_split") or {}
+    for key, what in (("fetch_seconds", "eth_getLogs (node + read + parse)"), ("to_arrow_seconds", "raw_logs_from_rpc"),
+                      ("decode_seconds", "decode_logs")):
+        if split.get(key) is not None:
+            out.append(row(f"ingest log path, {what}: {logs:,} logs", split[key], "s"))
     return out
 
 

@@ -23,6 +23,7 @@ retries by cause, seconds per stage) is in the summary and the ``runs`` record (
 
 from __future__ import annotations
 
+import concurrent.futures
 import sys
 import time
 import uuid
@@ -396,7 +397,7 @@ def _ingest_chunk(client, wh, chain, markets, addresses, s, e, a, b, grid, token
     got = fetch_logs(client, addresses=addresses, topics=None, from_block=s, to_block=e)
     logs = [lg for r in got for lg in r.logs]
     raw = raw_logs_from_rpc(logs)
-    decoded = decode_logs(raw, strict=False)
+    del logs, got
     log_blocks = pc.unique(raw.column("block_number")).to_pylist()
     # Blocks whose state replay needs: every block with a log and its parent, the chunk's
     # start parent, the range end, and the grid.
@@ -407,7 +408,28 @@ def _ingest_chunk(client, wh, chain, markets, addresses, s, e, a, b, grid, token
         read_blocks |= set(range(((s + grid - 1) // grid) * grid, e + 1, grid))
     read_blocks = sorted(x for x in read_blocks if s - 1 <= x <= e and x >= 0)
     header_blocks = sorted(set(log_blocks) | set(read_blocks) | {s, e})
-    headers = client.map_batched([("eth_getBlockByNumber", [hex(n), False]) for n in header_blocks])
+    # The node answers the headers and the state reads while this thread decodes the logs: the
+    # two overlap instead of taking turns (the client's own limit on requests in flight holds).
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="chunk")
+    try:
+        headers_job = pool.submit(client.map_batched, [("eth_getBlockByNumber", [hex(n), False]) for n in header_blocks])
+        reads_job = pool.submit(snapshots.price_reads, client, markets, read_blocks)
+        decoded = {}
+        for name, table in decode_logs(raw, strict=False).items():
+            if table.num_rows == 0:
+                continue  # an empty decoded table is not written, and not listed below
+            if name in ("transfers", "token_mints", "token_burns", "balance_transfers"):
+                table = table.append_column("asset", _lookup(table.column("address"), token_asset, pa.string()))
+            decoded[name] = _with_units(name, table, token_decimals)
+        headers = headers_job.result()
+        reads = reads_job.result()
+    except (KeyboardInterrupt, SystemExit):
+        pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C: do not wait for the answers in flight
+        raise
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)  # the other job ends before the client is closed
+        raise
+    pool.shutdown(wait=True)
     blocks = pa.table({
         "block_number": pa.array([int(h["number"], 16) for h in headers], pa.int64()),
         "block_hash": pa.array([h["hash"] for h in headers], pa.string()),
@@ -425,15 +447,10 @@ def _ingest_chunk(client, wh, chain, markets, addresses, s, e, a, b, grid, token
             raise PostmortemError(
                 f"block {first} changed while it was being read (a reorg); run the same ingest again to fetch it anew"
             )
-    reads = snapshots.price_reads(client, markets, read_blocks)
     # Decoded tables and reads first, the raw logs chunk last: it marks the chunk complete.
     written = []
     for name, table in decoded.items():
-        if table.num_rows == 0:
-            continue  # an empty decoded table is not written, and not listed below
-        if name in ("transfers", "token_mints", "token_burns", "balance_transfers"):
-            table = table.append_column("asset", _lookup(table.column("address"), token_asset, pa.string()))
-        _write(wh, chain, name, s, e, _with_units(name, table, token_decimals))
+        _write(wh, chain, name, s, e, table)
         written.append(name)
     for name, table in reads.items():
         _write(wh, chain, name, s, e, table)

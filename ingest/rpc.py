@@ -466,7 +466,7 @@ class RpcClient:
         hint = _parse_retry_after(response.headers.get("Retry-After"), time.time())
         content = response.content
         try:
-            parsed = json.loads(content)
+            parsed = jsonrpc.loads(content)
         except ValueError:
             parsed = _MISSING
         html = _is_html(response, content)

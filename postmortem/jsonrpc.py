@@ -14,15 +14,17 @@ are the HTTP library's own exceptions, ``requests.RequestException``.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 from typing import Any, Iterable, Sequence
 
+import msgspec
 import requests
 
 from postmortem.errors import PostmortemError, RuntimeFailure
 
-__all__ = ["JsonRpcBadAnswer", "JsonRpcRefused", "call", "call_batch", "envelope", "post"]
+__all__ = ["JsonRpcBadAnswer", "JsonRpcRefused", "call", "call_batch", "envelope", "loads", "post"]
 
 HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 
@@ -67,17 +69,64 @@ def post(
     if session is None:
         with requests.Session() as fresh:
             fresh.trust_env = False
-            return fresh.post(url, data=body, headers=headers or HEADERS, timeout=timeout)
-    return session.post(url, data=body, headers=headers or HEADERS, timeout=timeout)
+            return _read_whole(fresh.post(url, data=body, headers=headers or HEADERS, timeout=timeout, stream=True))
+    return _read_whole(session.post(url, data=body, headers=headers or HEADERS, timeout=timeout, stream=True))
+
+
+def _read_whole(response: requests.Response) -> requests.Response:
+    """Read the body in one go and keep it as the response's ``content``.
+
+    ``requests`` reads a body it was not asked to stream in 10 KB pieces, which costs about
+    0.3 s of CPU for a 70 MB ``eth_getLogs`` answer; asked for the stream, with no piece size it
+    reads a body of known length in one call (a chunked one chunk by chunk), with the same
+    exceptions for a body cut short or a read timeout. The body is stored where ``requests``
+    itself keeps it, so ``response.content`` is the same bytes for every caller.
+    """
+    try:
+        content = b"".join(response.iter_content(chunk_size=None))
+    except BaseException:
+        response.close()
+        raise
+    response._content = content
+    response._content_consumed = True
+    return response
 
 
 def _encode(payload: Any) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode()
 
 
+# Above this many bytes an answer is parsed with the cyclic garbage collector paused: a 70 MB
+# ``eth_getLogs`` answer is about a million new containers, which would otherwise trigger
+# collections that walk every one of them again and find nothing to free.
+_PAUSE_GC_ABOVE = 1 << 20
+
+
+def loads(body: bytes | str) -> Any:
+    """Parse a JSON answer body, exactly as ``json.loads`` would.
+
+    msgspec's parser (about 1.7x the standard library's speed on ``eth_getLogs`` answers)
+    takes what it accepts, and gives the same values for it: arbitrary-size integers, the same
+    floats, the last of duplicate keys. What it refuses (NaN, a byte-order mark, UTF-16, a lone
+    surrogate, malformed JSON) goes to ``json.loads``, which answers or raises its own
+    ``ValueError`` as before. ``tests/test_ingest_speed_equivalence.py`` holds both to the same
+    values on the odd cases.
+    """
+    paused = len(body) > _PAUSE_GC_ABOVE and gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError:  # a ValueError: refused by msgspec, judged by the standard library
+        return json.loads(body)
+    finally:
+        if paused:
+            gc.enable()
+
+
 def _parse(response: requests.Response, what: str) -> Any:
     try:
-        return response.json()
+        return loads(response.content)
     except ValueError:
         snippet = response.content[:120].decode("utf-8", "replace").strip()
         raise JsonRpcBadAnswer(
