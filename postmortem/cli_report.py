@@ -33,9 +33,21 @@ from postmortem.cli import cli, warehouse_option
               help="A paid list (columns user, amount_eth) to compare with the reimbursement list, line by line.")
 @click.option("--tolerance-eth", default=None, metavar="ETH",
               help="With --compare-paid: differences up to this amount count as a match [default: 0].")
+@click.option("--policy", "policy_name", type=click.Choice(["compound-forum", "moonwell", "venus-fee"]), default=None,
+              help="Compound v2 lineage incidents: the payout policy, shown with its formula in the report: "
+                   "compound-forum (wrongly eligible: seized - repaid at the true price; eligible anyway: the "
+                   "incentive difference), moonwell (seized x a fixed price - debt repaid, net per borrower), "
+                   "venus-fee (the liquidation fee refunded inside --policy-window) [default: the incident's].")
+@click.option("--policy-price", multiple=True, metavar="SYMBOL=USD",
+              help="With --policy moonwell: the fixed price of a seized collateral (e.g. cbETH=2200) [default: the "
+                   "incident's constant true price].")
+@click.option("--policy-window", default=None, metavar="START..END",
+              help="With --policy venus-fee: the UTC window of the liquidations refunded (e.g. "
+                   "2025-10-10T21:43..2025-10-10T23:30) [default: the whole replay].")
 def report_cmd(incident_id: str, warehouse: Path, out_dir: Path | None, formats: str, run_id: str | None,
                rate_gap: str | None, bonus_bps: str | None, goodwill_eth: str | None, scope: str,
-               compare_paid: Path | None, tolerance_eth: str | None) -> None:
+               compare_paid: Path | None, tolerance_eth: str | None, policy_name: str | None,
+               policy_price: tuple[str, ...], policy_window: str | None) -> None:
     """Write the post-mortem of INCIDENT: Markdown, one-file HTML with charts, JSON, reimbursement CSV.
 
     Every figure carries the SQL that reproduces it. By default borrowers are owed what the
@@ -49,7 +61,26 @@ def report_cmd(incident_id: str, warehouse: Path, out_dir: Path | None, formats:
       postmortem report --incident ID --out /tmp/report --format html,csv
       postmortem report --incident aave-v3-wsteth-capo-2026-03-10 --rate-gap 0.034902118 \\
           --bonus-bps 100 --compare-paid paid.csv
+      postmortem report --incident moonwell-cbeth-2026-02-15 --policy moonwell --policy-price cbETH=2200
+      postmortem report --incident compound-v2-dai-2020-11-26 --policy compound-forum
     """
+    from postmortem.incidents import incident_file
+
+    if incident_file(incident_id)[0].get("protocol", "aave-v3") == "compound-v2":
+        from postmortem.reports.compound import CompoundPolicy, write_compound_report
+
+        fmts = tuple(f.strip() for f in formats.split(",") if f.strip())
+        model, paths = write_compound_report(warehouse, incident_id, out_dir, fmts,
+                                             CompoundPolicy.from_options(policy_name, policy_price, policy_window)
+                                             if policy_name or policy_price or policy_window else None)
+        for sentence in model.headline():
+            click.echo(sentence)
+        for key, path in paths.items():
+            click.echo(f"{key}: {path}")
+        return
+    if policy_name or policy_price or policy_window:
+        raise click.UsageError("--policy, --policy-price and --policy-window apply to compound-v2 incidents; for "
+                               "this one use --rate-gap, --bonus-bps and --goodwill-eth")
     from postmortem.reports import fmt, text
     from postmortem.reports.api import build_and_write, parse_formats
     from postmortem.reports.policy import eth_to_wei, Policy
