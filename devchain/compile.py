@@ -76,11 +76,14 @@ def _check_npm_parts() -> None:
 def _input_files() -> list[Path]:
     """Every file whose content can change the compile output."""
     files = sorted((NODE_MODULES / AAVE_SRC).rglob("*.sol"))
-    files += sorted((NODE_MODULES / "@openzeppelin").rglob("*.sol"))
+    # Only the OpenZeppelin packages the sources import: other @openzeppelin packages (the
+    # Venus artifacts' hardhat plugins) hold compiled output in folders named like ``X.sol``.
+    for oz in ("@openzeppelin/contracts", "@openzeppelin/contracts-upgradeable"):
+        files += sorted((NODE_MODULES / oz).rglob("*.sol"))
     files += sorted((NODE_MODULES / "@bgd-labs/solidity-utils/src/contracts").rglob("*.sol"))
     files += sorted(OWN_CONTRACTS.glob("*.sol"))
     files.append(HERE / "solc_compile.cjs")
-    return files
+    return [f for f in files if f.is_file()]
 
 
 def input_hash() -> str:

@@ -69,6 +69,10 @@ def _write_json(path: Path, obj: dict) -> None:
 def run_scenario_on(url: str, scenario_name: str, *, progress: bool = False, **params) -> dict:
     """Deploy and run a scenario on the node at ``url``; returns manifest and ground truth."""
     scenario = load_scenario(scenario_name, **params)
+    if scenario.get("runner") == "compound-v2":  # a Venus isolated pool: its own runner and manifest
+        from postmortem.devchain.compound.runner import run_compound_scenario
+
+        return run_compound_scenario(url, scenario, params, progress=progress)
     chain = Chain(url, Artifacts.load())
     if scenario.get("runner") == "twin":  # the mainnet twin: contracts at mainnet addresses
         from postmortem.devchain.twin_run import TwinRunner
