@@ -34,9 +34,6 @@ class CompoundEvent:
         return "0x" + keccak(text=self.signature).hex()
 
 
-_NONE = None
-
-
 def _ev(name, types_cols, source, *layouts):
     sig = f"{name}({','.join(t for t, _ in types_cols)})"
     return CompoundEvent(name, sig, tuple(types_cols), tuple(layouts) or ((False,) * len(types_cols),), source)
@@ -70,6 +67,9 @@ EVENTS: tuple[CompoundEvent, ...] = (
     _ev("AccrueInterest", [(U, "interest_accumulated"), (U, "borrow_index"), (U, "total_borrows")], "ctoken"),
     _ev("ReservesAdded", [(A, "account"), (U, "amount"), (U, "new_total_reserves")], "ctoken"),
     _ev("ReservesReduced", [(A, "account"), (U, "amount"), (U, "new_total_reserves")], "ctoken"),
+    _ev("SpreadReservesReduced", [(A, "account"), (U, "amount"), (U, "new_total_reserves")], "ctoken",
+        (True, False, False), (False, False, False)),
+    _ev("CashSynced", [(U, "old_value"), (U, "new_value")], "ctoken"),
     _ev("NewReserveFactor", [(U, "old_value"), (U, "new_value")], "ctoken"),
     _ev("NewProtocolSeizeShare", [(U, "old_value"), (U, "new_value")], "ctoken"),
     # Venus isolated pools: the protocol's share of a seizure, bad debt and its healing.
@@ -83,6 +83,7 @@ EVENTS: tuple[CompoundEvent, ...] = (
     _ev("MarketEntered", [(A, "market"), (A, "account")], "comptroller", (False, False), (True, True)),
     _ev("MarketExited", [(A, "market"), (A, "account")], "comptroller", (False, False), (True, True)),
     _ev("MarketListed", [(A, "market")], "comptroller", (False,), (True,)),
+    _ev("MarketSupported", [(A, "market")], "comptroller", (False,), (True,)),
     _ev("NewCollateralFactor", [(A, "market"), (U, "old_value"), (U, "new_value")], "comptroller",
         (False,) * 3, (True, False, False)),
     _ev("NewLiquidationThreshold", [(A, "market"), (U, "old_value"), (U, "new_value")], "comptroller",

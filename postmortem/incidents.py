@@ -144,6 +144,14 @@ def _compound(raw: dict, family) -> Incident:
     )
 
 
+def _variant_of(text: str | None) -> str | None:
+    """A devchain manifest's variant names the package it deployed (``venus-isolated-pools-4.4.0``):
+    the math it runs is the family's variant of that name."""
+    if text and text.startswith("venus-isolated"):
+        return "venus-isolated"
+    return text
+
+
 def compound_devchain_window(manifest: dict, incident_id: str = "devchain", *, raw: dict | None = None,
                              from_block: int | None = None) -> Incident:
     """The Compound v2 lineage incident a devchain manifest describes (its comptroller, markets,
@@ -159,7 +167,7 @@ def compound_devchain_window(manifest: dict, incident_id: str = "devchain", *, r
         from_block=int(s["start_block"]) if from_block is None else from_block, to_block=int(s["end_block"]),
         users_since=int(s["deploy_block"]), finality=raw.get("finality", "latest"), price_grid=0,
         true_price=true_price, source="devchain", raw={**raw, "rpc_url": manifest["rpc_url"]},
-        protocol=family.name, variant=check_variant(family, raw.get("variant") or manifest.get("variant")),
+        protocol=family.name, variant=check_variant(family, raw.get("variant") or _variant_of(manifest.get("variant"))),
         comptroller=a["comptroller"].lower(),
         ctokens=_ctokens({k: v for k, v in a["markets"].items()}, "the devchain manifest"),
     )

@@ -170,7 +170,9 @@ class CompoundBook:
             if acct != mk:
                 m.cash += int(ev["amount"])
             m.total_reserves = int(ev["new_total_reserves"])
-        elif name == "ReservesReduced" and m is not None:
+        elif name == "CashSynced" and m is not None:
+            m.cash = int(ev["new_value"])
+        elif name in ("ReservesReduced", "SpreadReservesReduced") and m is not None:
             m.cash -= int(ev["amount"])
             m.total_reserves = int(ev["new_total_reserves"])
         elif name == "BadDebtIncreased" and m is not None:

@@ -64,7 +64,7 @@ def test_the_compound_catalog_entries():
 def test_the_devchain_entry_reads_the_worlds_manifest(tmp_path):
     manifest = {
         "chain_id": 31337, "rpc_url": "http://127.0.0.1:18751", "scenario": "compound-lst-misprice",
-        "protocol": "compound-v2", "variant": "venus-isolated", "deploy_block": 1,
+        "protocol": "compound-v2", "variant": "venus-isolated-pools-4.4.0", "deploy_block": 1,
         "summary": {"deploy_block": 1, "setup_end_block": 40, "start_block": 41, "end_block": 60, "fix_block": 55},
         "addresses": {"comptroller": "0xC0", "oracle": "0x0A", "multicall3": "0x0B",
                       "markets": {"cbETH": {"vtoken": "0xA1", "underlying": "0xB1", "decimals": 18, "vtoken_decimals": 8},
