@@ -14,7 +14,9 @@ Order of work:
 4. the users: every account named in the window's events, plus (when ``users_since`` is before the
    window) every account named in the markets' logs since then; their positions at
    ``from_block - 1`` (``getAssetsIn``, ``getAccountSnapshot`` per market) in
-   ``compound_positions_at_start``;
+   ``compound_positions_at_start``, with the stored borrow principal and interest index where the
+   logs since ``users_since`` show them (the last ``accountBorrows`` and the borrow index of that
+   moment, kept only when they reproduce the borrow balance read);
 5. reads at the end of every block with an event and of its parent block, and of ``to_block``:
    each market's oracle price, exchange rate, cash, borrows, reserves, supply and borrow index
    (``compound_market_reads``).
@@ -217,18 +219,30 @@ def _run(client, wh: Warehouse, inc: Incident, chain: int, a: int, b: int, since
 
     t = time.monotonic()
     users = {r[k] for r in events for k in ("account", "counterparty") if r.get(k)}
+    snapshots: dict[tuple[str, str], tuple[int, int]] = {}
     if since < a:
         old = fetch_logs(client, addresses=[m["market"] for m in markets], topics=None, from_block=since,
                          to_block=a - 1)
-        for r in old:
-            for lg in r.logs:
-                d = decode_log(lg["topics"], lg["data"])
-                if d:
-                    users |= {d[k] for k in ("account", "counterparty") if d.get(k)}
+        old_logs = sorted((lg for r in old for lg in r.logs),
+                          key=lambda lg: (int(lg["blockNumber"], 16), int(lg["logIndex"], 16)))
+        index: dict[str, int] = {}
+        for lg in old_logs:
+            d = decode_log(lg["topics"], lg["data"])
+            if not d:
+                continue
+            users |= {d[k] for k in ("account", "counterparty") if d.get(k)}
+            mk = lg["address"].lower()
+            if d["event"] == "AccrueInterest":
+                index[mk] = d["borrow_index"]
+            elif d["event"] in ("Borrow", "RepayBorrow"):
+                # The cToken stores accountBorrows with the borrow index of that moment.
+                snapshots[(d["account"], mk)] = (d["account_borrows"], index.get(mk, 10**18))
+            elif d["event"] == "HealBorrow":
+                snapshots[(d["account"], mk)] = (0, index.get(mk, 10**18))
     users -= {ZERO, *addrs}
     users = sorted(u for u in users if u)
     bar = _Progress(len(users), "positions", progress, unit="user")
-    positions = _positions(client, inc, markets, users, start)
+    positions = _positions(client, inc, markets, users, start, snapshots if since < a else None)
     bar.close(f"{len(users)} users, {len(positions)} positions at block {start}")
     stages["positions"] = round(time.monotonic() - t, 3)
 
@@ -261,7 +275,12 @@ def _timestamps(client, blocks: list[int]) -> dict[int, int]:
     return {x: int(h["timestamp"], 16) for x, h in zip(wanted, answers)}
 
 
-def _positions(client, inc: Incident, markets: list[dict], users: list[str], block: int) -> list[dict]:
+def _positions(client, inc: Incident, markets: list[dict], users: list[str], block: int,
+               snapshots: dict[tuple[str, str], tuple[int, int]] | None = None) -> list[dict]:
+    """Each user's position per market at ``block``. ``snapshots`` (from the logs since
+    ``users_since``: each account's last ``accountBorrows`` and the borrow index it was stored
+    with) give the stored principal and interest index where they reproduce the borrow balance read."""
+    index_now = {m["market"]: int(m["borrow_index"]) for m in markets}
     entered = run_reads(client, [Read(inc.comptroller, "getAssetsIn(address)", (u,), out=("address[]",), block=block)
                                  for u in users])
     reads, keys = [], []
@@ -280,8 +299,14 @@ def _positions(client, inc: Incident, markets: list[dict], users: list[str], blo
         if err:
             raise PostmortemError(f"getAccountSnapshot({u}) on {m} failed with error {err} at block {block}")
         if bal or borrow or m in ins[u]:
+            principal = interest_index = None
+            snap = (snapshots or {}).get((u, m))
+            if snap and snap[1] and (snap[0] * index_now[m] // snap[1] if snap[0] else 0) == int(borrow):
+                principal, interest_index = snap
             out.append({"account": u, "market": m, "block_number": block, "ctoken_balance": _dec(int(bal), "balance"),
-                        "borrow_balance": _dec(int(borrow), "borrow"), "entered": m in ins[u]})
+                        "borrow_balance": _dec(int(borrow), "borrow"), "entered": m in ins[u],
+                        "borrow_principal": _dec(principal, "principal"),
+                        "borrow_interest_index": _dec(interest_index, "interestIndex")})
     return out
 
 

@@ -133,6 +133,14 @@ def ingest_cmd(rpc_url, incident, pools, from_block, to_block, warehouse, reques
                          allow_unfinalized=allow_unfinalized, max_batch=batch_size, users=users,
                          multicall_batch=multicall_batch)
     cost = summary["cost"]
+    if "markets" in summary or summary.get("skipped"):  # a compound-v2 ingest: one chunk, its own counts
+        click.echo(f"ingested blocks {summary['from_block']}..{summary['to_block']} of chain {summary['chain_id']}: "
+                   + (f"{summary['logs']} logs, {summary['events']} events, {summary['users']} users, "
+                      f"{summary['market_reads']} market reads" if "markets" in summary else "already complete")
+                   + f" in {summary['seconds']} s -> {warehouse}")
+        click.echo(f"cost: {cost['requests']} HTTP requests, {cost['calls']} calls, {cost['reads']} reads, "
+                   f"{cost['bytes_received']:,} bytes received, {cost['retries']} retries")
+        return
     click.echo(f"ingested blocks {summary['from_block']}..{summary['to_block']} of chain {summary['chain_id']}: "
                f"{summary['logs']} logs, {summary['chunks']} chunks written, {summary['chunks_skipped']} already complete, "
                f"{summary['rpc']['calls']} calls in {summary['seconds']} s -> {warehouse}")

@@ -49,6 +49,19 @@ def replay_cmd(incident_id: str, warehouse: Path, true_prices: tuple[str, ...], 
     s = replay(warehouse, incident_id, true_price_overrides=list(true_prices), from_block=from_block,
                to_block=to_block, health_band=health_band)
     v = s["verdicts"]
+    if s.get("protocol") == "compound-v2":
+        b = s["borrow_verdicts"]
+        click.echo(f"replayed {incident_id} blocks {s['from_block']}..{s['to_block']} (run {s['run_id']}, "
+                   f"{s['variant']}): {s['events_applied']} events in {s['seconds']} s")
+        click.echo(f"liquidations: {s['liquidations']}  wrongly eligible: {v['wrongly_eligible']}  "
+                   f"eligible anyway: {v['eligible_anyway']}  anomalies: {v['anomaly']}")
+        click.echo(f"borrows: {s['borrows']}  wrongly allowed: {b['wrongly_allowed']}  allowed: {b['allowed']}  "
+                   f"anomalies: {b['anomaly']}")
+        if s["replay_mismatches"]:
+            click.echo(f"warning: {s['replay_mismatches']} liquidations do not replay to their logged seizeTokens",
+                       err=True)
+        click.echo(f'see: postmortem sql "select * from compound_verdicts" --warehouse {warehouse}')
+        return
     click.echo(f"replayed {incident_id} blocks {s['from_block']}..{s['to_block']} (run {s['run_id']}): "
                f"{s['checkpoints']} checkpoints, {s['users']} users, {s['positions_valued_exactly']} exact valuations "
                f"in {s['seconds']} s")

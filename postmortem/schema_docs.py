@@ -553,6 +553,9 @@ def register_compound_tables() -> None:
         col("ctoken_balance", dec, "cToken balance", UNIT_CTOKEN),
         col("borrow_balance", dec, "borrowBalanceStored", UNIT_WEI),
         col("entered", pa.bool_(), "The market is in getAssetsIn(account) (counts in the account's liquidity)"),
+        col("borrow_principal", dec, "The stored borrow principal (the last accountBorrows logged since "
+            "users_since), when it reproduces borrow_balance; NULL when not known", UNIT_WEI),
+        col("borrow_interest_index", dec, "The borrow index stored with it; NULL when not known", UNIT_MANTISSA),
     ])
     register_table("compound_market_reads", "Each market's oracle price and state at the end of every block with "
                    "an event, of its parent block, and of the window's ends.", [

@@ -10,10 +10,11 @@ at most until the block ends; ``drift`` counts the blocks whose event-sourced ex
 differs from the one read at their end.
 
 A position read at the start (``getAccountSnapshot``) gives the borrow balance, not the stored
-principal and index: it is taken as the principal at the start's borrow index. Later borrow
-balances of that position can then differ from the protocol's by the rounding of one division
-(under one base unit per index ratio), until the account borrows or repays, when the event's
-``accountBorrows`` resets it exactly.
+principal and index; ingest adds them from the logs since ``users_since`` where it can
+(``borrow_principal``, ``borrow_interest_index``). Without them the balance is taken as the
+principal at the start's borrow index, and later borrow balances of that position can differ
+from the protocol's by the rounding of one division (a base unit or so), until the account
+borrows or repays, when the event's ``accountBorrows`` resets it exactly.
 """
 
 from __future__ import annotations
@@ -87,7 +88,9 @@ class CompoundBook:
         for p in positions:
             pos = book.position(p["account"], p["market"])
             pos.tokens = int(p["ctoken_balance"])
-            if int(p["borrow_balance"]):
+            if p.get("borrow_principal") is not None and p.get("borrow_interest_index"):
+                pos.principal, pos.interest_index = int(p["borrow_principal"]), int(p["borrow_interest_index"])
+            elif int(p["borrow_balance"]):
                 pos.principal = int(p["borrow_balance"])
                 pos.interest_index = ms[p["market"]].borrow_index
             if p["entered"]:
