@@ -90,7 +90,10 @@ def parse_true_price(symbol: str, spec: str | Mapping, decimals: int, base_dir: 
         return TruePrice("constant", _usd_to_oracle(param, decimals, what), text=f"constant:{param}")
     if model == "constant_raw":
         try:
-            return TruePrice("constant_raw", int(str(param)), text=f"constant_raw:{param}")
+            raw = int(str(param))
+            usd = Fraction(raw, 10 ** (36 - decimals))
+            shown = f"{float(usd):,.6g}" if usd.denominator != 1 else f"{int(usd):,}"
+            return TruePrice("constant_raw", raw, text=f"constant ${shown} (raw {raw})")
         except ValueError:
             raise PostmortemError(f"{what}: constant_raw takes an integer in oracle units, not {param!r}") from None
     if model == "csv":

@@ -13,9 +13,9 @@ Policies (``--policy``):
   not liquidatable at the true price is owed the excess collateral and the incentive, ``seized at
   the true price - repaid at the true price``; one liquidatable anyway the incentive difference,
   ``seized at the true price - repaid at the true price x incentive``.
-- ``moonwell``: Moonwell's recovery plan, net per borrower: ``collateral seized x a fixed price -
-  USD value of the debt repaid`` (``--policy-price cbETH=2200``; default the incident's constant
-  true price), owed when positive.
+- ``moonwell``: Moonwell's recovery plan, net per borrower over the liquidations of the mispriced
+  collateral: ``collateral seized x a fixed price - USD value of the debt repaid``
+  (``--policy-price cbETH=2200``; default the collateral's true price), owed when positive.
 - ``venus-fee``: Venus's refund of the liquidation fee, for liquidations inside a time window
   (``--policy-window START..END``, UTC): ``collateral seized x (incentive - 1) / incentive`` at the
   true price.
@@ -42,8 +42,9 @@ FORMULAS = {
                        "- debt repaid at the true price (excess collateral + incentive); eligible anyway: seized "
                        "collateral at the true price - debt repaid at the true price x liquidation incentive (the "
                        "incentive difference); summed per borrower"),
-    "moonwell": ("per borrower: sum of collateral seized x the fixed price - sum of the USD value of the debt repaid "
-                 "(at the true price); owed when positive"),
+    "moonwell": ("per borrower, over the liquidations of the collateral with a fixed price: sum of collateral "
+                 "seized x the fixed price - sum of the USD value of the debt repaid (at the true price); owed when "
+                 "positive"),
     "venus-fee": ("per liquidation inside the window: collateral seized x (incentive - 1) / incentive, at the true "
                   "price (the liquidation fee refunded); summed per borrower"),
 }
@@ -98,6 +99,14 @@ def _when(text: str) -> int:
         return int(datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp())
     except ValueError:
         raise PostmortemError(f"{text!r} is not a time; give ISO UTC (2025-10-10T21:43) or Unix seconds") from None
+
+
+def _plain_decimal(q: Fraction) -> str:
+    """A price as a short decimal string (exact when it terminates within 18 places)."""
+    whole = int(q)
+    frac = q - whole
+    digits = f"{int(frac * 10**18):018d}".rstrip("0")
+    return f"{whole}.{digits}" if digits else str(whole)
 
 
 def _iso(ts: int) -> str:
@@ -201,9 +210,13 @@ def build_compound_report(root: Path, incident_id: str, policy: CompoundPolicy |
                               f"{run['summary']['liquidations']} verdicts); run `postmortem replay --incident "
                               f"{incident_id}` again")
     if policy.name == "moonwell" and not policy.prices:
-        for s, spec in (raw.get("true_price") or {}).items():
-            if isinstance(spec, dict) and spec.get("model") == "constant":
-                policy.prices[s] = str(spec["price"])
+        # The recovery plan's fixed price is the mispriced collateral's true price: every symbol whose
+        # true price differed from the reported one at a liquidation, at its (first) true price.
+        for v in verdicts:
+            sym = v["collateral_symbol"]
+            if sym not in policy.prices and int(v["collateral_price_true"]) != int(v["collateral_price_reported"]):
+                usd = Fraction(int(v["collateral_price_true"]), 10 ** (36 - dec.get(sym, 18)))
+                policy.prices[sym] = _plain_decimal(usd)
     owed = owed_rows(policy, verdicts, dec)
     return CompoundReport("compound-v2", incident_id, raw.get("title", incident_id),
                           int(run["params"]["chain_id"]), run["run_id"], run["summary"], verdicts,
@@ -223,13 +236,12 @@ def owed_rows(policy: CompoundPolicy, verdicts: list[dict], decimals: dict[str, 
             extra = v["bonus_loss_usd"] if v["verdict"] == "wrongly_eligible" else 0
             row["owed_usd"] += v["oracle_loss_usd"] + extra
         elif policy.name == "moonwell":
-            row["counted"] += 1
             sym = v["collateral_symbol"]
-            if sym in policy.prices:
-                price = int(Fraction(policy.prices[sym]) * 10 ** (36 - decimals.get(sym, 18)))
-                row["seized_usd"] += price * int(v["collateral_seized"]) // E18
-            else:
-                row["seized_usd"] += int(v["seized_usd_true"])
+            if sym not in policy.prices:
+                continue  # the plan covers the liquidations of the mispriced collateral only
+            row["counted"] += 1
+            price = int(Fraction(policy.prices[sym]) * 10 ** (36 - decimals.get(sym, 18)))
+            row["seized_usd"] += price * int(v["collateral_seized"]) // E18
             row["repaid_usd"] += int(v["repaid_usd_true"])
         else:
             if policy.window and not policy.window[0] <= int(v["timestamp"]) <= policy.window[1]:
@@ -241,7 +253,8 @@ def owed_rows(policy: CompoundPolicy, verdicts: list[dict], decimals: dict[str, 
     for row in per.values():
         if policy.name == "moonwell":
             row["owed_usd"] = max(0, row["seized_usd"] - row["repaid_usd"])
-    return sorted(per.values(), key=lambda r: (-r["owed_usd"], r["user"]))
+    counted = [r for r in per.values() if r["counted"]]  # borrowers the policy does not cover are not listed
+    return sorted(counted, key=lambda r: (-r["owed_usd"], r["user"]))
 
 
 # -- rendering ---------------------------------------------------------------------------------------------
@@ -288,7 +301,7 @@ def render_md(m: CompoundReport) -> str:
     apart = [p for p in m.borrowers if p["role"] != "victim"]
     lines += ["", "## Borrowers who took wrongly allowed debt (listed apart from the victims)", "",
               f"`postmortem sql \"{sql['borrowers']}\"`", ""]
-    lines += [f"- `{p['user']}`: {p['wrongly_allowed_borrows']} borrows worth {_usd(p['wrongly_allowed_usd_true'])} at "
+    lines += [f"- `{p['user']}`: {p['wrongly_allowed_borrows']} borrow{'s' if p['wrongly_allowed_borrows'] != 1 else ''} worth {_usd(p['wrongly_allowed_usd_true'])} at "
               f"the true price{'; also liquidated' if p['role'] == 'both' else ''}"
               f"{'; insolvent at the end' if p['insolvent_at_end'] else ''}" for p in apart] or ["None."]
     lines += ["", f"## Reimbursements: the {m.policy.name} policy", "", f"Formula: {m.policy.formula()}.", "",
