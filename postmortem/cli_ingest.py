@@ -188,6 +188,9 @@ def run_plan(incident, rpc_url, *, requests_per_second=None, users=None, from_bl
     check_incident(incident)
     url = _rpc_url(rpc_url, incident)
     inc = load_incident(incident, devchain_dir=devchain_dir)
+    if inc.protocol != "aave-v3":
+        raise PostmortemError(f"plan estimates Aave v3 ingests only, and {incident} is a {inc.protocol} incident; run "
+                              f"`postmortem ingest --incident {incident}` directly (its cost is recorded in `runs`)")
     allow = inc.finality == "latest"
     with client_defaults(timeout=timeout, retries=retries):
         p = estimate(url, incident=inc, users=users, requests_per_second=requests_per_second, from_block=from_block,

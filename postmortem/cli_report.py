@@ -69,6 +69,14 @@ def report_cmd(incident_id: str, warehouse: Path, out_dir: Path | None, formats:
     if incident_file(incident_id)[0].get("protocol", "aave-v3") == "compound-v2":
         from postmortem.reports.compound import CompoundPolicy, write_compound_report
 
+        aave_only = [name for name, given in (("--rate-gap", rate_gap), ("--bonus-bps", bonus_bps),
+                                              ("--goodwill-eth", goodwill_eth), ("--compare-paid", compare_paid),
+                                              ("--tolerance-eth", tolerance_eth), ("--run-id", run_id),
+                                              ("--scope", scope != "reimbursable")) if given]
+        if aave_only:
+            raise click.UsageError(f"{', '.join(aave_only)} apply to Aave v3 incidents; for {incident_id} use --policy, "
+                                   "--policy-price and --policy-window")
+
         fmts = tuple(f.strip() for f in formats.split(",") if f.strip())
         model, paths = write_compound_report(warehouse, incident_id, out_dir, fmts,
                                              CompoundPolicy.from_options(policy_name, policy_price, policy_window)

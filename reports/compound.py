@@ -16,8 +16,8 @@ Policies (``--policy``):
 - ``moonwell``: Moonwell's recovery plan, net per borrower over the liquidations of the mispriced
   collateral: ``collateral seized x a fixed price - USD value of the debt repaid``
   (``--policy-price cbETH=2200``; default the collateral's true price), owed when positive.
-- ``venus-fee``: Venus's refund of the liquidation fee, for liquidations inside a time window
-  (``--policy-window START..END``, UTC): ``collateral seized x (incentive - 1) / incentive`` at the
+- ``venus-fee``: Venus's refund of the liquidation fee, for liquidations of the mispriced collateral
+  inside a time window (``--policy-window START..END``, UTC): ``collateral seized x (incentive - 1) / incentive`` at the
   true price.
 """
 
@@ -45,8 +45,8 @@ FORMULAS = {
     "moonwell": ("per borrower, over the liquidations of the collateral with a fixed price: sum of collateral "
                  "seized x the fixed price - sum of the USD value of the debt repaid (at the true price); owed when "
                  "positive"),
-    "venus-fee": ("per liquidation inside the window: collateral seized x (incentive - 1) / incentive, at the true "
-                  "price (the liquidation fee refunded); summed per borrower"),
+    "venus-fee": ("per liquidation of the mispriced collateral inside the window: collateral seized x (incentive - "
+                  "1) / incentive, at the true price (the liquidation fee refunded); summed per borrower"),
 }
 FILES = {"md": "report.md", "html": "report.html", "json": "report.json", "csv": "reimbursements.csv"}
 
@@ -56,6 +56,7 @@ class CompoundPolicy:
     name: str = "compound-forum"
     prices: dict[str, str] = field(default_factory=dict)   # symbol -> USD (moonwell)
     window: tuple[int, int] | None = None                  # unix seconds, inclusive (venus-fee)
+    collateral: list[str] = field(default_factory=list)     # the collateral refunded (venus-fee)
 
     @classmethod
     def from_options(cls, name: str | None, prices: tuple[str, ...] | list[str] = (), window: str | None = None):
@@ -86,8 +87,11 @@ class CompoundPolicy:
         text = FORMULAS[self.name]
         if self.name == "moonwell" and self.prices:
             text += " (fixed prices: " + ", ".join(f"{k} ${v}" for k, v in sorted(self.prices.items())) + ")"
-        if self.name == "venus-fee" and self.window:
-            text += f" (window {_iso(self.window[0])} .. {_iso(self.window[1])} UTC)"
+        if self.name == "venus-fee":
+            if self.collateral:
+                text += f" (collateral: {', '.join(self.collateral)})"
+            if self.window:
+                text += f" (window {_iso(self.window[0])} .. {_iso(self.window[1])} UTC)"
         return text
 
 
@@ -209,14 +213,18 @@ def build_compound_report(root: Path, incident_id: str, policy: CompoundPolicy |
         raise PostmortemError(f"the replay run {run['run_id']} of {incident_id} is incomplete ({len(verdicts)} of "
                               f"{run['summary']['liquidations']} verdicts); run `postmortem replay --incident "
                               f"{incident_id}` again")
+    # Moonwell's plan and Venus's refund cover the liquidations of the mispriced collateral: every
+    # symbol whose true price differed from the reported one at a liquidation. Moonwell's fixed
+    # price defaults to its (first) true price.
+    mispriced: dict[str, str] = {}
+    for v in verdicts:
+        sym = v["collateral_symbol"]
+        if sym not in mispriced and int(v["collateral_price_true"]) != int(v["collateral_price_reported"]):
+            mispriced[sym] = _plain_decimal(Fraction(int(v["collateral_price_true"]), 10 ** (36 - dec.get(sym, 18))))
     if policy.name == "moonwell" and not policy.prices:
-        # The recovery plan's fixed price is the mispriced collateral's true price: every symbol whose
-        # true price differed from the reported one at a liquidation, at its (first) true price.
-        for v in verdicts:
-            sym = v["collateral_symbol"]
-            if sym not in policy.prices and int(v["collateral_price_true"]) != int(v["collateral_price_reported"]):
-                usd = Fraction(int(v["collateral_price_true"]), 10 ** (36 - dec.get(sym, 18)))
-                policy.prices[sym] = _plain_decimal(usd)
+        policy.prices.update(mispriced)
+    if policy.name == "venus-fee" and not policy.collateral:
+        policy.collateral = sorted(mispriced)
     owed = owed_rows(policy, verdicts, dec)
     return CompoundReport("compound-v2", incident_id, raw.get("title", incident_id),
                           int(run["params"]["chain_id"]), run["run_id"], run["summary"], verdicts,
@@ -245,6 +253,8 @@ def owed_rows(policy: CompoundPolicy, verdicts: list[dict], decimals: dict[str, 
             row["repaid_usd"] += int(v["repaid_usd_true"])
         else:
             if policy.window and not policy.window[0] <= int(v["timestamp"]) <= policy.window[1]:
+                continue
+            if v["collateral_symbol"] not in policy.collateral:
                 continue
             row["counted"] += 1
             inc = int(v["liquidation_incentive"])
