@@ -219,3 +219,22 @@ def test_policy_options_are_checked():
         CompoundPolicy.from_options("venus-fee", window="2025-10-10T23:30..2025-10-10T21:43")
     with pytest.raises(PostmortemError, match="unknown policy"):
         CompoundPolicy.from_options("aave")
+
+
+def test_the_compound_forum_classes_by_hand():
+    from postmortem.reports.compound import owed_rows
+
+    # A: not liquidatable at $1 (wrongly eligible): repaid $100 at the true price, seized $113.40 ->
+    # owed the excess collateral and the incentive, 113.40 - 100 = $13.40.
+    # B: liquidatable anyway: repaid $100, seized $113.40 at the true price with an 8% incentive ->
+    # owed the incentive difference, 113.40 - 108 = $5.40.
+    base = {"collateral_symbol": "ETH", "collateral_seized": 0, "liquidation_incentive": 108 * 10**16,
+            "timestamp": 0, "collateral_price_true": 1, "collateral_price_reported": 1}
+    rows = [
+        {**base, "user": "a", "verdict": "wrongly_eligible", "repaid_usd_true": 100 * E18, "seized_usd_true": 1134 * 10**17,
+         "oracle_loss_usd": 1134 * 10**17 - 108 * E18, "bonus_loss_usd": 8 * E18},
+        {**base, "user": "b", "verdict": "eligible_anyway", "repaid_usd_true": 100 * E18, "seized_usd_true": 1134 * 10**17,
+         "oracle_loss_usd": 1134 * 10**17 - 108 * E18, "bonus_loss_usd": 8 * E18},
+    ]
+    owed = {r["user"]: r["owed_usd"] for r in owed_rows(CompoundPolicy.from_options("compound-forum"), rows, {})}
+    assert owed == {"a": 134 * 10**17, "b": 54 * 10**17}
