@@ -217,6 +217,7 @@ def run_compound_replay(inputs: CompoundInputs, true_prices: Mapping[str, TruePr
     verdicts, borrows = [], []
     current_block = None
     seized_moved: dict[tuple[str, str, str], int] = {}
+    judged: set[tuple[str, int]] = set()
     for e in inputs.events:
         b = int(e["block_number"])
         if b != current_block:
@@ -228,6 +229,11 @@ def run_compound_replay(inputs: CompoundInputs, true_prices: Mapping[str, TruePr
         liq = judge_before.get((e["transaction_hash"], e["log_index"]))
         if liq is not None:
             verdicts.append(_judge_liquidation(v, book, liq, reported, true_of, sym))
+            judged.add((liq["transaction_hash"], liq["log_index"]))
+        if e["event"] == "LiquidateBorrow" and (e["transaction_hash"], e["log_index"]) not in judged:
+            # No RepayBorrow of its own before it (not a plain liquidateBorrow): judged where it stands,
+            # and its seizure checked against the log like any other.
+            verdicts.append(_judge_liquidation(v, book, e, reported, true_of, sym))
         if e["event"] == "Borrow":
             borrows.append(_judge_borrow(v, book, e, reported, true_of, sym))
         if e["event"] == "Transfer":

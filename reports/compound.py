@@ -203,12 +203,21 @@ def build_compound_report(root: Path, incident_id: str, policy: CompoundPolicy |
     try:
         tabs = {t: [r for r in _latest(con, f"{t}_all_runs", incident_id) if r["run_id"] == run["run_id"]]
                 for t in ("compound_verdicts", "compound_borrow_verdicts", "compound_bad_debt", "compound_borrowers")}
+        p = run["params"]
+        logged = _rows(con, "SELECT count(*) AS n FROM compound_events e WHERE e.event = 'LiquidateBorrow' AND "
+                            "e.block_number BETWEEN ? AND ? AND e.address IN (SELECT market FROM compound_markets "
+                            "WHERE comptroller = ?)", [p["from_block"], p["to_block"], p["comptroller"]])[0]["n"]
         dec = {r["symbol"]: int(r["decimals"]) for r in _rows(
             con, "SELECT DISTINCT symbol, decimals FROM compound_markets WHERE comptroller = ?",
             [run["params"]["comptroller"]])}
     finally:
         con.close()
     verdicts = sorted(tabs["compound_verdicts"], key=lambda r: (r["block_number"], r["log_index"]))
+    if len(verdicts) != logged:
+        raise PostmortemError(f"the warehouse holds {logged} LiquidateBorrow logs in blocks {p['from_block']}.."
+                              f"{p['to_block']} but the replay run {run['run_id']} judged {len(verdicts)}; run "
+                              f"`postmortem verify --repair`, then `postmortem ingest` and `postmortem replay --incident "
+                              f"{incident_id}`; nothing was written")
     if len(verdicts) != run["summary"]["liquidations"]:
         raise PostmortemError(f"the replay run {run['run_id']} of {incident_id} is incomplete ({len(verdicts)} of "
                               f"{run['summary']['liquidations']} verdicts); run `postmortem replay --incident "

@@ -238,3 +238,25 @@ def test_the_compound_forum_classes_by_hand():
     ]
     owed = {r["user"]: r["owed_usd"] for r in owed_rows(CompoundPolicy.from_options("compound-forum"), rows, {})}
     assert owed == {"a": 134 * 10**17, "b": 54 * 10**17}
+
+
+def test_report_refuses_a_liquidation_without_a_verdict(world, tmp_path):
+    root, chain = world
+    replay_compound(root, INCIDENT, devchain_dir=chain)
+    # The warehouse gains a LiquidateBorrow the replay never judged: the report refuses and writes nothing.
+    from postmortem.sql import connect_read_only
+
+    con = connect_read_only(root)
+    try:
+        rows = _dicts(con, "select * exclude (chain_id) from compound_events order by block_number, log_index")
+    finally:
+        con.close()
+    extra = {**[r for r in rows if r["event"] == "LiquidateBorrow"][0], "block_number": 13, "log_index": 0,
+             "transaction_hash": "0x" + "ee" * 32}
+    wh = Warehouse(root)
+    with wh.lock("test"):
+        wh.write_chunk(31337, "compound_events", 10, 13, _table("compound_events", rows + [extra]), {})
+        wh.refresh_catalog()
+    with pytest.raises(PostmortemError, match="holds 2 LiquidateBorrow logs .* judged 1"):
+        write_compound_report(root, INCIDENT, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
