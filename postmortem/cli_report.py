@@ -64,9 +64,9 @@ def report_cmd(incident_id: str, warehouse: Path, out_dir: Path | None, formats:
       postmortem report --incident moonwell-cbeth-2026-02-15 --policy moonwell --policy-price cbETH=2200
       postmortem report --incident compound-v2-dai-2020-11-26 --policy compound-forum
     """
-    from postmortem.incidents import incident_file
+    from postmortem.incidents import incident_protocol
 
-    if incident_file(incident_id)[0].get("protocol", "aave-v3") == "compound-v2":
+    if incident_protocol(incident_id) == "compound-v2":
         from postmortem.reports.compound import CompoundPolicy, write_compound_report
 
         aave_only = [name for name, given in (("--rate-gap", rate_gap), ("--bonus-bps", bonus_bps),

@@ -65,6 +65,16 @@ def incident_file(incident_id: str, directory: Path | None = None) -> tuple[dict
                               "catalog") from None
 
 
+def incident_protocol(incident_id: str, directory: Path | None = None) -> str:
+    """The protocol family an incident file names (``aave-v3`` when it names none), or ``aave-v3``
+    for an id the catalog does not hold: the caller's own checks then say what is wrong."""
+    path = (directory or INCIDENTS_DIR) / f"{incident_id}.toml"
+    try:
+        return str(tomllib.loads(path.read_text()).get("protocol") or DEFAULT_PROTOCOL)
+    except (OSError, tomllib.TOMLDecodeError, ValueError):
+        return DEFAULT_PROTOCOL
+
+
 def load_incident(incident_id: str, *, directory: Path | None = None, devchain_dir: Path | None = None) -> Incident:
     raw, _path = incident_file(incident_id, directory)
     family = protocol_family(raw.get("protocol"))

@@ -107,3 +107,13 @@ def test_event_decoding_per_layout():
     # A shape no layout fits is not decoded (never guessed).
     assert decode_log([ev.topic0], "0x" + "00" * 64) is None
     assert decode_log(["0x" + "ab" * 32], "0x") is None
+
+
+def test_the_protocol_of_an_id_outside_the_catalog_is_aave(tmp_path):
+    # Commands keep their own error for an unknown id (e.g. "no warehouse at ..."), so the dispatch
+    # never raises first.
+    from postmortem.incidents import incident_protocol
+
+    assert incident_protocol("no-such-incident") == "aave-v3"
+    assert incident_protocol("moonwell-cbeth-2026-02-15") == "compound-v2"
+    assert incident_protocol("aave-v3-wsteth-capo-2026-03-10") == "aave-v3"
