@@ -402,8 +402,12 @@ def write_compound_report(root: Path | str, incident_id: str, out_dir: Path | st
                           policy: CompoundPolicy | None = None) -> tuple[CompoundReport, dict[str, Path]]:
     from postmortem.paths import DEFAULT_REPORTS
 
+    out = Path(out_dir).expanduser() if out_dir is not None else Path(DEFAULT_REPORTS) / incident_id
+    wh_root = Path(root).expanduser().resolve()
+    if out.resolve() == wh_root or wh_root in out.resolve().parents:
+        raise PostmortemError(f"refusing to write the report inside the warehouse ({out.resolve()}); choose an --out "
+                              f"folder outside {wh_root}")
     m = build_compound_report(Path(root), incident_id, policy)
-    out = Path(out_dir) if out_dir is not None else Path(DEFAULT_REPORTS) / incident_id
     renderers = {"md": render_md, "html": render_html, "json": render_json, "csv": render_csv}
     docs = {f: renderers[f](m) for f in formats if f in renderers}
     total = sum(int(r["owed_usd_e18"]) for r in csv.DictReader(io.StringIO(docs["csv"]))) if "csv" in docs else m.owed_total()

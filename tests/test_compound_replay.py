@@ -260,3 +260,10 @@ def test_report_refuses_a_liquidation_without_a_verdict(world, tmp_path):
     with pytest.raises(PostmortemError, match="holds 2 LiquidateBorrow logs .* judged 1"):
         write_compound_report(root, INCIDENT, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_report_refuses_to_write_inside_the_warehouse(world):
+    root, chain = world
+    replay_compound(root, INCIDENT, devchain_dir=chain)
+    with pytest.raises(PostmortemError, match="inside the warehouse"):
+        write_compound_report(root, INCIDENT, root / "reports")
