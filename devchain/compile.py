@@ -28,8 +28,10 @@ HERE = Path(__file__).resolve().parent
 OWN_CONTRACTS = HERE / "contracts"
 AAVE_PKG = "@aave-dao/aave-v3-origin"
 AAVE_SRC = f"{AAVE_PKG}/src/contracts"
-# The npm packages the compile reads (anvil is checked where it is started).
-NPM_PARTS = (AAVE_PKG, "@aave/core-v3", "@openzeppelin/contracts", "@bgd-labs/solidity-utils", "solc")
+# The npm packages the compile reads (anvil is checked where it is started), and the Venus
+# artifacts the compound-v2 devchain deploys as shipped (so that `devchain setup` installs them).
+NPM_PARTS = (AAVE_PKG, "@aave/core-v3", "@openzeppelin/contracts", "@bgd-labs/solidity-utils", "solc",
+             "@venusprotocol/isolated-pools")
 
 AAVE_ENTRY_POINTS = [
     "instances/PoolInstance.sol",

@@ -1,4 +1,4 @@
-"""Install the local chain's npm parts (anvil, solc-js, the Aave sources) and compile the contracts.
+"""Install the local chain's npm parts (anvil, solc-js, the Aave sources, the Venus artifacts) and compile.
 
 From a checkout, ``make setup`` does this; an installed postmortem does it with
 ``postmortem devchain setup`` into ``$POSTMORTEM_HOME`` (see ``postmortem.paths``), from the npm
@@ -15,7 +15,8 @@ from pathlib import Path
 from postmortem.errors import PostmortemError
 from postmortem.paths import IN_CHECKOUT, NODE_MODULES, NPM_MANIFEST_DIR, anvil_binary_path
 
-NPM_FILES = ("package.json", "package-lock.json")
+# .npmrc: registry packages are data here; no install scripts, no peer dependencies (see it).
+NPM_FILES = ("package.json", "package-lock.json", ".npmrc")
 
 
 def parts_ready() -> bool:
@@ -38,7 +39,8 @@ def install_npm_parts(progress: bool = True) -> Path:
             if not dst.exists() or not filecmp.cmp(src, dst, shallow=False):
                 shutil.copyfile(src, dst)
     if progress:
-        print(f"devchain: npm install of anvil, solc-js and the Aave sources into {target} ...", flush=True)
+        print(f"devchain: npm install of anvil, solc-js, the Aave sources and the Venus artifacts into {target} ...",
+              flush=True)
     # `npm install`, not `npm ci`: anvil's per-platform optional packages are chosen at install time.
     proc = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=target,
                           capture_output=True, text=True)

@@ -14,12 +14,43 @@ import pytest
 from web3 import Web3
 
 from conftest import _start
-from postmortem.devchain.compound import judge
+from postmortem.devchain.compound import deploy, judge
 from postmortem.devchain.compound.deploy import price_units
-
-pytestmark = pytest.mark.chain
+from postmortem.errors import PostmortemError
 
 SCENARIO = "compound-lst-misprice"
+
+
+def test_prices_and_factors_are_exact_or_refused():
+    assert price_units("1.12", 18) == 112 * 10**16
+    assert price_units("70000", 8) == 7 * 10**32 and price_units("1", 6) == 10**30
+    with pytest.raises(PostmortemError, match="more digits"):
+        price_units("0.0000000001", 30)
+    assert deploy.mantissa("0.85") == 85 * 10**16
+    with pytest.raises(PostmortemError, match="more than 18 decimals"):
+        deploy.mantissa("0.1234567890123456789")
+
+
+def test_a_missing_venus_package_says_to_run_setup(tmp_path, monkeypatch):
+    monkeypatch.setattr(deploy, "NODE_MODULES", tmp_path)
+    deploy.venus_artifacts.cache_clear()
+    try:
+        with pytest.raises(PostmortemError, match=r"@venusprotocol/isolated-pools is not installed .*run `"):
+            deploy.venus_artifacts()
+    finally:
+        deploy.venus_artifacts.cache_clear()
+
+
+def test_a_scenario_missing_a_field_is_refused_in_one_sentence():
+    from postmortem.devchain.compound.runner import check_scenario
+    from postmortem.devchain.scenario import load_scenario
+
+    sc = load_scenario(SCENARIO)
+    check_scenario(sc)
+    del sc["world"]["markets"]["USDC"]["price_usd"]
+    del sc["timeline"]
+    with pytest.raises(PostmortemError, match=r"lacks timeline, world.markets.USDC.price_usd; add them"):
+        check_scenario(sc)
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +60,7 @@ def cchain(tmp_path_factory):
     dc.node.stop()
 
 
+@pytest.mark.chain
 def test_manifest_names_the_protocol_and_every_address(cchain):
     m = cchain.manifest
     assert m["protocol"] == "compound-v2"
@@ -61,6 +93,7 @@ def test_manifest_names_the_protocol_and_every_address(cchain):
     assert json.loads((cchain.directory / "ground_truth.json").read_text())["borrows"] == cchain.ground_truth["borrows"]
 
 
+@pytest.mark.chain
 def test_ground_truth_has_both_failure_classes_and_controls(cchain):
     gt = cchain.ground_truth
     liq = [x["expected"] for x in gt["liquidations"]]
@@ -83,6 +116,7 @@ def test_ground_truth_has_both_failure_classes_and_controls(cchain):
     assert 50_000 * 10**6 < bad["USDC"] < 59_000 * 10**6 and bad["cbBTC"] == 0
 
 
+@pytest.mark.chain
 def test_ground_truth_matches_the_logs_on_chain(cchain):
     w3 = cchain.w3
     topic_liq = Web3.keccak(text="LiquidateBorrow(address,address,uint256,address,uint256)")
@@ -99,6 +133,7 @@ def test_ground_truth_matches_the_logs_on_chain(cchain):
         assert any(lg.topics[0] == topic_borrow and lg.address == x["vtoken"] for lg in r.logs)
 
 
+@pytest.mark.chain
 def test_the_protocol_agrees_with_the_ground_truth_for_every_liquidation_and_borrow(cchain):
     verdicts = judge.judge_all(cchain.w3, cchain.manifest, cchain.ground_truth)
     wrong = [(x["tx_hash"], x.get("borrower_label"), x["expected"], j.verdict, j.reported, j.true)
@@ -108,6 +143,7 @@ def test_the_protocol_agrees_with_the_ground_truth_for_every_liquidation_and_bor
     assert len(verdicts["borrows"]) == len(cchain.ground_truth["borrows"]) >= 5
 
 
+@pytest.mark.chain
 def test_the_judge_can_say_no(cchain):
     """The override matters: a wrongly eligible liquidation judged without it (true price = the
     reported one) comes out rightly eligible, so the judge is not a constant."""
@@ -120,6 +156,7 @@ def test_the_judge_can_say_no(cchain):
     assert judge.judge_borrow(cchain.w3, false_truth, over).verdict == "allowed"
 
 
+@pytest.mark.chain
 def test_two_starts_give_the_same_chain(cchain, tmp_path_factory):
     again = _start(tmp_path_factory, SCENARIO)
     try:

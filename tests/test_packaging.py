@@ -59,7 +59,10 @@ def test_the_wheel_is_one_namespace_with_its_data(installed):
                  "postmortem/data/incidents/aave-v3-wsteth-capo-2026-03-10.toml",
                  "postmortem/devchain/scenarios/wsteth-capo-2026-03-10.json",
                  "postmortem/devchain/contracts/CappedRatioAdapter.sol", "postmortem/devchain/solc_compile.cjs",
-                 "postmortem/devchain/npm/package.json", "postmortem/devchain/npm/package-lock.json"):
+                 "postmortem/devchain/npm/package.json", "postmortem/devchain/npm/package-lock.json",
+                 "postmortem/devchain/npm/.npmrc", "postmortem/devchain/compound/judge.py",
+                 "postmortem/devchain/scenarios/compound-lst-misprice.json",
+                 "postmortem/devchain/contracts/SteerableVenusOracle.sol"):
         assert must in names, must
     # the installed code is what runs, not the checkout
     probe = subprocess.run([sys.executable, "-c", "import postmortem.ingest.pipeline as p; print(p.__file__)"],

@@ -68,7 +68,8 @@ def _liquidity_before(w3: Web3, tx_hash: str, prep: list[dict], read: dict, over
 def judge_liquidation(w3: Web3, manifest: dict, liq: dict) -> Judgement:
     """The protocol's answer for one ground-truth liquidation record."""
     a = manifest["addresses"]
-    prep = [{"to": v, "input": _hex(ACCRUE_INTEREST)} for v in dict.fromkeys([liq["repay_vtoken"], liq["collateral_vtoken"]])]
+    touched = dict.fromkeys([liq["repay_vtoken"], liq["collateral_vtoken"]])  # both accrue, in this order
+    prep = [{"to": v, "input": _hex(ACCRUE_INTEREST)} for v in touched]
     read = {"to": a["comptroller"], "input": _hex(GET_ACCOUNT_LIQUIDITY + encode(["address"], [liq["borrower"]]))}
     reported = _liquidity_before(w3, liq["tx_hash"], prep, read, None)
     true = _liquidity_before(w3, liq["tx_hash"], prep, read, true_price_override(manifest))
@@ -87,8 +88,9 @@ def judge_borrow(w3: Web3, manifest: dict, borrow: dict) -> Judgement:
         {"from": borrow["borrower"], "to": a["comptroller"],
          "input": _hex(ENTER_MARKETS + encode(["address[]"], [[borrow["vtoken"]]]))},
     ]
-    read = {"to": a["comptroller"], "input": _hex(GET_HYPOTHETICAL + encode(
-        ["address", "address", "uint256", "uint256"], [borrow["borrower"], borrow["vtoken"], 0, int(borrow["amount"])]))}
+    args = [borrow["borrower"], borrow["vtoken"], 0, int(borrow["amount"])]
+    read = {"to": a["comptroller"],
+            "input": _hex(GET_HYPOTHETICAL + encode(["address", "address", "uint256", "uint256"], args))}
     reported = _liquidity_before(w3, borrow["tx_hash"], prep, read, None)
     true = _liquidity_before(w3, borrow["tx_hash"], prep, read, true_price_override(manifest))
     if reported.shortfall > 0:

@@ -59,8 +59,26 @@ def _hex(h) -> str:
     return text if text.startswith("0x") else "0x" + text
 
 
+MARKET_FIELDS = ("decimals", "price_usd", "collateral_factor", "liquidation_threshold", "base_rate_per_year",
+                 "multiplier_per_year", "reserve_factor")
+
+
+def check_scenario(sc: dict) -> None:
+    """Refuse a compound-v2 scenario that lacks what the runner reads, in one sentence."""
+    name = sc.get("name", "?")
+    missing = [k for k in ("genesis_timestamp", "world", "timeline") if k not in sc]
+    world = sc.get("world") or {}
+    missing += [f"world.{k}" for k in ("close_factor", "liquidation_incentive", "markets") if k not in world]
+    for sym, m in (world.get("markets") or {}).items():
+        missing += [f"world.markets.{sym}.{k}" for k in MARKET_FIELDS if k not in m]
+    if missing:
+        raise PostmortemError(f"scenario {name!r} (runner compound-v2) lacks {', '.join(missing)}; add them to its "
+                              "JSON file (compound-lst-misprice.json shows each)")
+
+
 class CompoundRunner:
     def __init__(self, chain: Chain, scenario: dict, *, progress: bool = False):
+        check_scenario(scenario)
         self.chain = chain
         self.sc = scenario
         self.world = scenario["world"]
@@ -167,7 +185,8 @@ class CompoundRunner:
                 c.send(self.comptroller.functions.enterMarkets([self.market(s)["vtoken"] for s in supplied]), who,
                        label=f"{acct['label']} enterMarkets")
             for sym, amt in acct.get("borrow", {}).items():
-                c.send(self.vtoken(sym).functions.borrow(self.amount(sym, amt)), who, label=f"{acct['label']} borrow {sym}")
+                c.send(self.vtoken(sym).functions.borrow(self.amount(sym, amt)), who,
+                       label=f"{acct['label']} borrow {sym}")
             for sym in markets:  # borrowers keep an allowance so that scenario repays work
                 c.send(self.token(sym).functions.approve(markets[sym]["vtoken"], MAX_UINT), who, label="approve")
         for tx in self.sc.get("setup_txs", []):
