@@ -36,13 +36,16 @@ def replay_cmd(incident_id: str, warehouse: Path, true_prices: tuple[str, ...], 
     """Re-price every position of an ingested incident and judge every liquidation.
 
     Writes the health, verdicts, borrower_losses, liquidator_gains, at_risk and price_path tables
-    to the warehouse under a new run id; query them with `postmortem sql`.
+    to the warehouse under a new run id; query them with `postmortem sql`. A compound-v2 incident
+    (Compound, Moonwell, Venus) judges every liquidation and every borrow and writes
+    compound_verdicts, compound_borrow_verdicts, compound_bad_debt and compound_borrowers.
 
     \b
     Examples:
       postmortem replay --incident devchain-wsteth-capo-2026-03-10
       postmortem replay --incident aave-v3-wsteth-capo-2026-03-10 --true-price wstETH=constant:2700
       postmortem replay --incident ID --from-block 24626900 --to-block 24627000 --health-band 1.05
+      postmortem replay --incident compound-v2-dai-2020-11-26 --true-price DAI=csv:dai.csv
     """
     from postmortem.replay.engine import replay
 
