@@ -107,6 +107,13 @@ def ingest(
     t0 = time.monotonic()
     started = datetime.now(timezone.utc)
     inc = load_incident(incident) if isinstance(incident, str) else incident
+    if inc is not None and inc.protocol != "aave-v3":  # another protocol family's own ingest
+        from postmortem.ingest.adapters import protocol_ingest
+
+        return protocol_ingest(inc.protocol)(
+            rpc_url, incident=inc, from_block=from_block, to_block=to_block, warehouse=warehouse,
+            requests_per_second=requests_per_second, max_concurrency=max_concurrency, users_since=users_since,
+            allow_unfinalized=allow_unfinalized, progress=progress, max_batch=max_batch, multicall_batch=multicall_batch)
     client = RpcClient(rpc_url, requests_per_second=requests_per_second, max_concurrency=max_concurrency,
                        max_batch=max_batch)
     if multicall_batch is not None:

@@ -133,6 +133,14 @@ def ingest_cmd(rpc_url, incident, pools, from_block, to_block, warehouse, reques
                          allow_unfinalized=allow_unfinalized, max_batch=batch_size, users=users,
                          multicall_batch=multicall_batch)
     cost = summary["cost"]
+    if "markets" in summary or summary.get("skipped"):  # a compound-v2 ingest: one chunk, its own counts
+        click.echo(f"ingested blocks {summary['from_block']}..{summary['to_block']} of chain {summary['chain_id']}: "
+                   + (f"{summary['logs']} logs, {summary['events']} events, {summary['users']} users, "
+                      f"{summary['market_reads']} market reads" if "markets" in summary else "already complete")
+                   + f" in {summary['seconds']} s -> {warehouse}")
+        click.echo(f"cost: {cost['requests']} HTTP requests, {cost['calls']} calls, {cost['reads']} reads, "
+                   f"{cost['bytes_received']:,} bytes received, {cost['retries']} retries")
+        return
     click.echo(f"ingested blocks {summary['from_block']}..{summary['to_block']} of chain {summary['chain_id']}: "
                f"{summary['logs']} logs, {summary['chunks']} chunks written, {summary['chunks_skipped']} already complete, "
                f"{summary['rpc']['calls']} calls in {summary['seconds']} s -> {warehouse}")
@@ -180,6 +188,9 @@ def run_plan(incident, rpc_url, *, requests_per_second=None, users=None, from_bl
     check_incident(incident)
     url = _rpc_url(rpc_url, incident)
     inc = load_incident(incident, devchain_dir=devchain_dir)
+    if inc.protocol != "aave-v3":
+        raise PostmortemError(f"plan estimates Aave v3 ingests only, and {incident} is a {inc.protocol} incident; run "
+                              f"`postmortem ingest --incident {incident}` directly (its cost is recorded in `runs`)")
     allow = inc.finality == "latest"
     with client_defaults(timeout=timeout, retries=retries):
         p = estimate(url, incident=inc, users=users, requests_per_second=requests_per_second, from_block=from_block,

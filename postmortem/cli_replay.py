@@ -36,19 +36,35 @@ def replay_cmd(incident_id: str, warehouse: Path, true_prices: tuple[str, ...], 
     """Re-price every position of an ingested incident and judge every liquidation.
 
     Writes the health, verdicts, borrower_losses, liquidator_gains, at_risk and price_path tables
-    to the warehouse under a new run id; query them with `postmortem sql`.
+    to the warehouse under a new run id; query them with `postmortem sql`. A compound-v2 incident
+    (Compound, Moonwell, Venus) judges every liquidation and every borrow and writes
+    compound_verdicts, compound_borrow_verdicts, compound_bad_debt and compound_borrowers.
 
     \b
     Examples:
       postmortem replay --incident devchain-wsteth-capo-2026-03-10
       postmortem replay --incident aave-v3-wsteth-capo-2026-03-10 --true-price wstETH=constant:2700
       postmortem replay --incident ID --from-block 24626900 --to-block 24627000 --health-band 1.05
+      postmortem replay --incident compound-v2-dai-2020-11-26 --true-price DAI=csv:dai.csv
     """
     from postmortem.replay.engine import replay
 
     s = replay(warehouse, incident_id, true_price_overrides=list(true_prices), from_block=from_block,
                to_block=to_block, health_band=health_band)
     v = s["verdicts"]
+    if s.get("protocol") == "compound-v2":
+        b = s["borrow_verdicts"]
+        click.echo(f"replayed {incident_id} blocks {s['from_block']}..{s['to_block']} (run {s['run_id']}, "
+                   f"{s['variant']}): {s['events_applied']} events in {s['seconds']} s")
+        click.echo(f"liquidations: {s['liquidations']}  wrongly eligible: {v['wrongly_eligible']}  "
+                   f"eligible anyway: {v['eligible_anyway']}  anomalies: {v['anomaly']}")
+        click.echo(f"borrows: {s['borrows']}  wrongly allowed: {b['wrongly_allowed']}  allowed: {b['allowed']}  "
+                   f"anomalies: {b['anomaly']}")
+        if s["replay_mismatches"]:
+            click.echo(f"warning: {s['replay_mismatches']} liquidations do not replay to their logged seizeTokens",
+                       err=True)
+        click.echo(f'see: postmortem sql "select * from compound_verdicts" --warehouse {warehouse}')
+        return
     click.echo(f"replayed {incident_id} blocks {s['from_block']}..{s['to_block']} (run {s['run_id']}): "
                f"{s['checkpoints']} checkpoints, {s['users']} users, {s['positions_valued_exactly']} exact valuations "
                f"in {s['seconds']} s")

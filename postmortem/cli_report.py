@@ -35,9 +35,21 @@ from postmortem.cli import cli, warehouse_option
               help="With --compare-paid: differences up to this amount count as a match [default: 0].")
 @click.option("--whatif", "whatif_runs", multiple=True, metavar="RUN",
               help="Add a what-if run (`postmortem whatif` prints its id) to the report (repeatable).")
+@click.option("--policy", "policy_name", type=click.Choice(["compound-forum", "moonwell", "venus-fee"]), default=None,
+              help="Compound v2 lineage incidents: the payout policy, shown with its formula in the report: "
+                   "compound-forum (wrongly eligible: seized - repaid at the true price; eligible anyway: the "
+                   "incentive difference), moonwell (seized x a fixed price - debt repaid, net per borrower), "
+                   "venus-fee (the liquidation fee refunded inside --policy-window) [default: the incident's].")
+@click.option("--policy-price", multiple=True, metavar="SYMBOL=USD",
+              help="With --policy moonwell: the fixed price of a seized collateral (e.g. cbETH=2200) [default: the "
+                   "incident's constant true price].")
+@click.option("--policy-window", default=None, metavar="START..END",
+              help="With --policy venus-fee: the UTC window of the liquidations refunded (e.g. "
+                   "2025-10-10T21:43..2025-10-10T23:30) [default: the whole replay].")
 def report_cmd(incident_id: str, warehouse: Path, out_dir: Path | None, formats: str, run_id: str | None,
                rate_gap: str | None, bonus_bps: str | None, goodwill_eth: str | None, scope: str,
-               compare_paid: Path | None, tolerance_eth: str | None, whatif_runs: tuple[str, ...]) -> None:
+               compare_paid: Path | None, tolerance_eth: str | None, whatif_runs: tuple[str, ...],
+               policy_name: str | None, policy_price: tuple[str, ...], policy_window: str | None) -> None:
     """Write the post-mortem of INCIDENT: Markdown, one-file HTML with charts, JSON, reimbursement CSV.
 
     Every figure carries the SQL that reproduces it. By default borrowers are owed what the
@@ -52,7 +64,34 @@ def report_cmd(incident_id: str, warehouse: Path, out_dir: Path | None, formats:
       postmortem report --incident aave-v3-wsteth-capo-2026-03-10 --rate-gap 0.034902118 \\
           --bonus-bps 100 --compare-paid paid.csv
       postmortem report --incident ID --whatif 893e65656258ae65   # with a what-if run's counterfactuals
+      postmortem report --incident moonwell-cbeth-2026-02-15 --policy moonwell --policy-price cbETH=2200
+      postmortem report --incident compound-v2-dai-2020-11-26 --policy compound-forum
     """
+    from postmortem.incidents import incident_protocol
+
+    if incident_protocol(incident_id) == "compound-v2":
+        from postmortem.reports.compound import CompoundPolicy, write_compound_report
+
+        aave_only = [name for name, given in (("--rate-gap", rate_gap), ("--bonus-bps", bonus_bps),
+                                              ("--goodwill-eth", goodwill_eth), ("--compare-paid", compare_paid),
+                                              ("--tolerance-eth", tolerance_eth), ("--run-id", run_id),
+                                              ("--scope", scope != "reimbursable"), ("--whatif", whatif_runs)) if given]
+        if aave_only:
+            raise click.UsageError(f"{', '.join(aave_only)} apply to Aave v3 incidents; for {incident_id} use --policy, "
+                                   "--policy-price and --policy-window")
+
+        fmts = tuple(f.strip() for f in formats.split(",") if f.strip())
+        model, paths = write_compound_report(warehouse, incident_id, out_dir, fmts,
+                                             CompoundPolicy.from_options(policy_name, policy_price, policy_window)
+                                             if policy_name or policy_price or policy_window else None)
+        for sentence in model.headline():
+            click.echo(sentence)
+        for key, path in paths.items():
+            click.echo(f"{key}: {path}")
+        return
+    if policy_name or policy_price or policy_window:
+        raise click.UsageError("--policy, --policy-price and --policy-window apply to compound-v2 incidents; for "
+                               "this one use --rate-gap, --bonus-bps and --goodwill-eth")
     from postmortem.reports import fmt, text
     from postmortem.reports.api import build_and_write, parse_formats
     from postmortem.reports.policy import eth_to_wei, Policy

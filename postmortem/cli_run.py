@@ -64,7 +64,12 @@ def _print_headline(out: dict) -> None:
                f"{verdicts.get('anomaly', 0)} anomalies)")
     # The losses and what is owed are the headline's above, under the report's names (one number per
     # concept); the replay's own summary splits them differently, so it is not printed beside them.
-    click.echo(f"  positions wrongly eligible but not liquidated: {rep.get('at_risk', 0)}")
+    if rep.get("protocol") == "compound-v2":
+        b = rep.get("borrow_verdicts", {})
+        click.echo(f"  borrows: {rep.get('borrows', 0)} ({b.get('wrongly_allowed', 0)} wrongly allowed, "
+                   f"{b.get('allowed', 0)} allowed, {b.get('anomaly', 0)} anomalies)")
+    else:
+        click.echo(f"  positions wrongly eligible but not liquidated: {rep.get('at_risk', 0)}")
     for fmt, path in sorted(out["report"].items()):
         click.echo(f"  report ({fmt}): {path}")
 

@@ -592,3 +592,191 @@ register_table(
     ],
     KIND_OUTPUT,
 )
+
+# -- the Compound v2 lineage adapter's tables (ingest: chunked; replay: outputs) ----------------------------
+
+UNIT_MANTISSA = "mantissa (integer; 1e18 = 1.0)"
+UNIT_CTOKEN = "cToken base units (integer; 8 decimals for Compound's cTokens)"
+UNIT_ORACLE = "oracle price (integer; USD x 1e(36 - underlying decimals) per underlying base unit)"
+UNIT_USD18 = "USD x 1e18 (integer), as the Comptroller sums values"
+UNIT_EXCHANGE = "exchange rate mantissa (integer; underlying base units per cToken base unit x 1e18)"
+
+
+def register_compound_tables() -> None:
+    """Document the Compound v2 lineage's tables (``postmortem schema`` lists them)."""
+    dec = pa.decimal128(38, 0)
+    logs = _REGISTRY.get("logs")
+    register_table("compound_logs", "Raw logs of a Compound v2 lineage window (Comptroller, every market, the "
+                   "oracle), as eth_getLogs returned them; the chunk's marker file.", logs.columns if logs else ())
+    register_table("compound_markets", "Each market of a Comptroller at the block before the window: factors, "
+                   "state and the Comptroller's parameters (getAllMarkets, markets(), the cToken's getters).", [
+        col("block_number", pa.int64(), "The block read (from_block - 1)", UNIT_BLOCK),
+        col("comptroller", pa.string(), "Comptroller (Unitroller) address"),
+        col("market", pa.string(), "The cToken / vToken / mToken address"),
+        col("symbol", pa.string(), "The incident's name for the market (its [markets] key), else the cToken's symbol"),
+        col("ctoken_symbol", pa.string(), "cToken.symbol()"),
+        col("vtoken_decimals", pa.int32(), "cToken decimals"),
+        col("underlying", pa.string(), "Underlying token (0x0 for a native-currency market such as cETH)"),
+        col("decimals", pa.int32(), "Underlying decimals"),
+        col("is_listed", pa.bool_(), "markets(cToken).isListed"),
+        col("collateral_factor", dec, "markets(cToken).collateralFactorMantissa", UNIT_MANTISSA),
+        col("liquidation_threshold", dec, "Venus isolated pools' liquidationThresholdMantissa (NULL elsewhere)",
+            UNIT_MANTISSA),
+        col("exchange_rate_stored", dec, "exchangeRateStored()", UNIT_EXCHANGE),
+        col("cash", dec, "getCash()", UNIT_WEI), col("total_borrows", dec, "totalBorrows()", UNIT_WEI),
+        col("total_reserves", dec, "totalReserves()", UNIT_WEI), col("total_supply", dec, "totalSupply()", UNIT_CTOKEN),
+        col("borrow_index", dec, "borrowIndex()", UNIT_MANTISSA),
+        col("reserve_factor", dec, "reserveFactorMantissa()", UNIT_MANTISSA),
+        col("protocol_seize_share", dec, "protocolSeizeShareMantissa() (0 where absent)", UNIT_MANTISSA),
+        col("bad_debt", dec, "Venus isolated pools' badDebt() (0 elsewhere)", UNIT_WEI),
+        col("accrual_block_number", pa.int64(), "accrualBlockNumber()", UNIT_BLOCK),
+        col("price", dec, "oracle.getUnderlyingPrice(cToken)", UNIT_ORACLE),
+        col("close_factor", dec, "Comptroller closeFactorMantissa()", UNIT_MANTISSA),
+        col("liquidation_incentive", dec, "Comptroller liquidationIncentiveMantissa() (1.08e18 = 8% bonus)",
+            UNIT_MANTISSA),
+        col("oracle", pa.string(), "Comptroller oracle()"),
+        col("min_liquidatable_collateral", dec, "Venus isolated pools' minLiquidatableCollateral (0 elsewhere)",
+            UNIT_USD18),
+    ])
+    amount_docs = {
+        "amount": ("The event's underlying amount: mint, redeem, borrow, repay, reserves added/reduced, bad "
+                   "debt delta; for ProtocolSeize the underlying sent", UNIT_WEI),
+        "tokens": ("cToken amount: minted, redeemed, transferred, or seized in a liquidation", UNIT_CTOKEN),
+        "account_tokens": ("Venus Mint/Redeem: the account's cToken balance after", UNIT_CTOKEN),
+        "account_borrows": ("Borrow/RepayBorrow: the account's borrow balance after (its new principal)", UNIT_WEI),
+        "total_borrows": ("Borrow/RepayBorrow/AccrueInterest: the market's totalBorrows after", UNIT_WEI),
+        "borrow_index": ("AccrueInterest: the market's new borrowIndex", UNIT_MANTISSA),
+        "cash_prior": ("AccrueInterest: the market's cash before the operation", UNIT_WEI),
+        "interest_accumulated": ("AccrueInterest: interest added to totalBorrows", UNIT_WEI),
+        "new_total_reserves": ("ReservesAdded/ReservesReduced: totalReserves after", UNIT_WEI),
+        "old_value": ("New* events: the old mantissa; BadDebtIncreased: bad debt before", UNIT_MANTISSA),
+        "new_value": ("New* events: the new mantissa; BadDebtIncreased: bad debt after", UNIT_MANTISSA),
+    }
+    register_table("compound_events", "Every Compound v2 lineage cToken and Comptroller event of the window, "
+                   "decoded, one row per log in chain order (catalogue: postmortem.ingest.compound_events).", [
+        col("block_number", pa.int64(), "Block holding the log", UNIT_BLOCK),
+        col("timestamp", pa.int64(), "That block's timestamp", UNIT_SECONDS),
+        col("transaction_hash", pa.string(), "Transaction that emitted the log"),
+        col("transaction_index", pa.int32(), "Position of the transaction in its block"),
+        col("log_index", pa.int32(), "Position of the log in its block"),
+        col("address", pa.string(), "Contract that emitted the log"),
+        col("event", pa.string(), "Event name: Mint, Redeem, Borrow, RepayBorrow, LiquidateBorrow, Transfer, "
+            "AccrueInterest, ReservesAdded, ReservesReduced, MarketEntered, MarketExited, NewCollateralFactor, ..."),
+        col("account", pa.string(), "The account whose position the event changes (minter, redeemer, borrower, "
+            "transfer sender, account entering or leaving a market)"),
+        col("counterparty", pa.string(), "The other side: liquidator, payer, transfer receiver"),
+        col("market", pa.string(), "The cToken concerned (the emitter for cToken events)"),
+        col("collateral_market", pa.string(), "LiquidateBorrow: the cToken seized"),
+        col("old_oracle", pa.string(), "NewPriceOracle: the old oracle"),
+        col("new_oracle", pa.string(), "NewPriceOracle: the new oracle"),
+        *[col(k, dec, d, u) for k, (d, u) in amount_docs.items()],
+    ])
+    register_table("compound_positions_at_start", "Each in-scope account's position per market at the block "
+                   "before the window (getAccountSnapshot, getAssetsIn).", [
+        col("account", pa.string(), "Account"), col("market", pa.string(), "cToken"),
+        col("block_number", pa.int64(), "The block read (from_block - 1)", UNIT_BLOCK),
+        col("ctoken_balance", dec, "cToken balance", UNIT_CTOKEN),
+        col("borrow_balance", dec, "borrowBalanceStored", UNIT_WEI),
+        col("entered", pa.bool_(), "The market is in getAssetsIn(account) (counts in the account's liquidity)"),
+        col("borrow_principal", dec, "The stored borrow principal (the last accountBorrows logged since "
+            "users_since), when it reproduces borrow_balance; NULL when not known", UNIT_WEI),
+        col("borrow_interest_index", dec, "The borrow index stored with it; NULL when not known", UNIT_MANTISSA),
+    ])
+    register_table("compound_market_reads", "Each market's oracle price and state at the end of every block with "
+                   "an event, of its parent block, and of the window's ends.", [
+        col("block_number", pa.int64(), "The block read (its end state)", UNIT_BLOCK),
+        col("market", pa.string(), "cToken"), col("oracle", pa.string(), "Comptroller oracle() at that block"),
+        col("price", dec, "oracle.getUnderlyingPrice(cToken)", UNIT_ORACLE),
+        col("exchange_rate_stored", dec, "exchangeRateStored()", UNIT_EXCHANGE),
+        col("cash", dec, "getCash()", UNIT_WEI), col("total_borrows", dec, "totalBorrows()", UNIT_WEI),
+        col("total_reserves", dec, "totalReserves()", UNIT_WEI), col("total_supply", dec, "totalSupply()", UNIT_CTOKEN),
+        col("borrow_index", dec, "borrowIndex()", UNIT_MANTISSA),
+        col("bad_debt", dec, "Venus isolated pools' badDebt() (0 elsewhere)", UNIT_WEI),
+    ])
+    _judged = [
+        col("block_number", pa.int64(), "Block of the event", UNIT_BLOCK),
+        col("transaction_index", pa.int32(), "Its transaction's position in the block"),
+        col("log_index", pa.int32(), "Its log index"), col("transaction_hash", pa.string(), "Its transaction"),
+        col("timestamp", pa.int64(), "Block timestamp", UNIT_SECONDS),
+        col("user", pa.string(), "Borrower"),
+    ]
+    _liq = [
+        col("liquidity_reported", dec, "Account liquidity just before, under the reported prices", UNIT_USD18),
+        col("shortfall_reported", dec, "Account shortfall just before, under the reported prices", UNIT_USD18),
+        col("liquidity_true", dec, "Account liquidity just before, under the true prices", UNIT_USD18),
+        col("shortfall_true", dec, "Account shortfall just before, under the true prices", UNIT_USD18),
+    ]
+    register_table("compound_verdicts", "One row per LiquidateBorrow of a Compound v2 lineage replay: the "
+                   "Comptroller's own rules at the reported and at the true prices, and what the borrower lost.", [
+        *_judged, col("liquidator", pa.string(), "Liquidator"),
+        col("debt_market", pa.string(), "cToken repaid"), col("debt_symbol", pa.string(), "Its symbol"),
+        col("collateral_market", pa.string(), "cToken seized"), col("collateral_symbol", pa.string(), "Its symbol"),
+        col("repay_amount", dec, "LiquidateBorrow.repayAmount", UNIT_WEI),
+        col("seize_tokens", dec, "LiquidateBorrow.seizeTokens (the protocol's share included)", UNIT_CTOKEN),
+        col("seize_tokens_replayed", dec, "liquidateCalculateSeizeTokens at the reported prices", UNIT_CTOKEN),
+        col("protocol_seize_tokens", dec, "Of seize_tokens, the protocol's share", UNIT_CTOKEN),
+        col("collateral_seized", dec, "seize_tokens x the collateral's exchange rate: underlying taken", UNIT_WEI),
+        col("borrow_balance", dec, "The borrower's balance of the repaid market just before", UNIT_WEI),
+        col("max_close", dec, "closeFactor x borrow_balance: the most one liquidation may repay", UNIT_WEI),
+        *_liq,
+        col("reason_reported", pa.string(), "liquidateBorrowAllowed at the reported prices: ok, "
+            "insufficient_shortfall, too_much_repay, min_collateral, price_error"),
+        col("reason_true", pa.string(), "The same at the true prices"),
+        col("verdict", pa.string(), "'wrongly_eligible' (allowed only at the reported prices), 'eligible_anyway', "
+            "or 'anomaly' (not allowed by the replay at the reported prices)"),
+        col("debt_price_reported", dec, "Reported price of the debt", UNIT_ORACLE),
+        col("debt_price_true", dec, "True price of the debt", UNIT_ORACLE),
+        col("collateral_price_reported", dec, "Reported price of the collateral", UNIT_ORACLE),
+        col("collateral_price_true", dec, "True price of the collateral", UNIT_ORACLE),
+        col("liquidation_incentive", dec, "Comptroller liquidationIncentiveMantissa", UNIT_MANTISSA),
+        col("repaid_usd_true", dec, "repay_amount x true debt price", UNIT_USD18),
+        col("seized_usd_true", dec, "collateral_seized x true collateral price", UNIT_USD18),
+        col("seized_usd_reported", dec, "collateral_seized x reported collateral price", UNIT_USD18),
+        col("oracle_loss_usd", dec, "seized_usd_true - repaid_usd_true x incentive: collateral handed over beyond "
+            "what the same repayment seizes at the true prices", UNIT_USD18),
+        col("bonus_loss_usd", dec, "repaid_usd_true x (incentive - 1): the liquidation incentive at the true prices",
+            UNIT_USD18),
+        col("replay_matches_log", pa.bool_(), "liquidateCalculateSeizeTokens at the reported prices gives the "
+            "logged seizeTokens"),
+    ], KIND_OUTPUT)
+    register_table("compound_borrow_verdicts", "One row per Borrow of a Compound v2 lineage replay: borrowAllowed's "
+                   "liquidity check at the reported and at the true prices.", [
+        *_judged, col("market", pa.string(), "cToken borrowed"), col("symbol", pa.string(), "Its symbol"),
+        col("amount", dec, "Borrow.borrowAmount", UNIT_WEI),
+        col("price_reported", dec, "Reported price of the borrowed asset", UNIT_ORACLE),
+        col("price_true", dec, "True price of the borrowed asset", UNIT_ORACLE),
+        *_liq,
+        col("verdict", pa.string(), "'wrongly_allowed' (a shortfall after the borrow at the true prices only), "
+            "'allowed', or 'anomaly' (refused by the replay at the reported prices)"),
+        col("borrowed_usd_true", dec, "amount x true price", UNIT_USD18),
+        col("insolvent_at_end", pa.bool_(), "At the window's end the account's collateral at the true prices is "
+            "worth less than its debt (bad debt)"),
+    ], KIND_OUTPUT)
+    register_table("compound_bad_debt", "Bad debt per market at the end of a Compound v2 lineage replay: for every "
+                   "account whose collateral at the true prices is worth less than its debt, the uncovered part, "
+                   "shared across its debts in proportion to their value.", [
+        col("market", pa.string(), "cToken"), col("symbol", pa.string(), "Its symbol"),
+        col("accounts", pa.int32(), "Insolvent accounts borrowing it"),
+        col("borrows", dec, "Their borrow balances of this market", UNIT_WEI),
+        col("bad_debt", dec, "The uncovered part, in the market's underlying", UNIT_WEI),
+        col("bad_debt_usd", dec, "The same at the true price", UNIT_USD18),
+        col("price_true", dec, "True price at the end", UNIT_ORACLE),
+    ], KIND_OUTPUT)
+    register_table("compound_borrowers", "Per borrower of a Compound v2 lineage replay: liquidations suffered, "
+                   "wrongly allowed borrows taken, and the bases of every payout policy.", [
+        col("user", pa.string(), "Borrower"),
+        col("role", pa.string(), "'victim' (liquidated), 'wrongly_allowed_borrower' (took debt the true prices "
+            "would refuse), or 'both'"),
+        col("liquidations", pa.int32(), "LiquidateBorrow logs"),
+        col("wrongly_eligible_liquidations", pa.int32(), "Of which wrongly eligible"),
+        col("wrongly_allowed_borrows", pa.int32(), "Borrows allowed only at the reported prices"),
+        col("repaid_usd_true", dec, "Sum of repaid_usd_true", UNIT_USD18),
+        col("seized_usd_true", dec, "Sum of seized_usd_true", UNIT_USD18),
+        col("oracle_loss_usd", dec, "Sum of oracle_loss_usd", UNIT_USD18),
+        col("bonus_loss_wrongly_eligible_usd", dec, "Sum of bonus_loss_usd over the wrongly eligible ones", UNIT_USD18),
+        col("wrongly_allowed_usd_true", dec, "Sum of borrowed_usd_true of the wrongly allowed borrows", UNIT_USD18),
+        col("insolvent_at_end", pa.bool_(), "Collateral worth less than debt at the true prices at the end"),
+    ], KIND_OUTPUT)
+
+
+register_compound_tables()

@@ -139,6 +139,12 @@ def replay(warehouse_root: Path | str, incident_id: str, *, true_price_overrides
     started = datetime.now(timezone.utc)
     root = Path(warehouse_root)
     raw, incident_path = incident_file(incident_id)
+    if raw.get("protocol", "aave-v3") != "aave-v3":  # another protocol family's own replay
+        from postmortem.replay.adapters import protocol_replay
+
+        return protocol_replay(raw["protocol"])(root, incident_id, true_price_overrides=true_price_overrides,
+                                                from_block=from_block, to_block=to_block, run_id=run_id,
+                                                devchain_dir=devchain_dir)
     if not (root / "catalog.duckdb").exists():
         raise PostmortemError(f"the warehouse at {root} holds no data yet; run `postmortem ingest --incident {incident_id}` first")
     window = ingested_window(root, incident_id)

@@ -122,6 +122,13 @@ def build_and_write(warehouse_root: Path | str, incident_id: str, out_dir: Path 
                     compare_paid: Path | str | PaidList | None = None, *, run_id: str | None = None,
                     tolerance_wei: int = 0, whatif_runs: tuple[str, ...] | list[str] = ()) -> tuple[ReportModel, dict[str, Path]]:
     """``write_report`` that also returns the model (for callers that print its headline)."""
+    from postmortem.incidents import incident_protocol
+
+    protocol = incident_protocol(incident_id)
+    if protocol != "aave-v3":  # another protocol family's report
+        from postmortem.reports.adapters import protocol_report
+
+        return protocol_report(protocol)(warehouse_root, incident_id, out_dir, parse_formats(formats))
     formats = parse_formats(formats)
     out = Path(out_dir).expanduser() if out_dir is not None else default_out_dir(incident_id)
     root = Path(warehouse_root).expanduser().resolve()

@@ -53,6 +53,8 @@ def capped(m: ReportModel) -> bool:
 
 def headline(m: ReportModel) -> list[str]:
     """Three to five sentences: what was mispriced, when, what it did, what is owed."""
+    if getattr(m, "protocol", "aave-v3") != "aave-v3":  # another protocol family's model says its own
+        return m.headline()
     out = []
     sym = (m.mispriced or {}).get("symbol") or "the collateral"
     p = m.value("price_at_first_wrong_liquidation")

@@ -117,7 +117,8 @@ def test_no_import_cycles():
 # it; a stage never imports another stage. The protocol layer holds what is Aave's own (its exact
 # math and its event catalogue), which every stage may use.
 STAGES = ("ingest", "replay", "reports", "devchain")
-PROTOCOL = ("postmortem.replay.aave_math", "postmortem.ingest.events")
+PROTOCOL = ("postmortem.replay.aave_math", "postmortem.ingest.events",
+            "postmortem.replay.compound_v2", "postmortem.ingest.compound_events")
 FOUNDATION, PROTOCOLS, STAGE, PIPELINE, CLI = range(5)
 
 
