@@ -50,6 +50,7 @@ from postmortem.replay.prices import PriceBook, TrueModel, price_sources
 from postmortem.replay.reserve_book import ReserveBook, pool_revision
 from postmortem.replay.rows import at_risk_rows, borrower_rows, liquidator_rows
 from postmortem.replay.stream import event_stream
+from postmortem.replay.vector_valuation import account_sums, segment_rows
 from postmortem.replay.verdicts import classify, loss_parts, max_liquidatable_debt, to_units
 
 __all__ = ["Checkpoint", "Replayer"]
@@ -71,7 +72,10 @@ class Replayer:
     """One pass over a window: the books, the checkpoints and the output rows (see the module docstring)."""
 
     def __init__(self, inputs: ReplayInputs, true_models: Mapping[str, TrueModel], *, eth_asset: str | None,
-                 health_band: float):
+                 health_band: float, exact_path: str = "vector"):
+        if exact_path not in ("vector", "scalar"):
+            raise ValueError(f"exact_path is 'vector' or 'scalar', not {exact_path!r}")
+        self.exact_path = exact_path
         self.inputs = inputs
         self.health_band = health_band
         self.market_of = {m["pool"]: m["market"] for m in inputs.markets}
@@ -122,6 +126,9 @@ class Replayer:
         self._lt_cache: dict[str, tuple[int, np.ndarray]] = {}
         self._memo: dict[tuple[str, str], tuple] = {}
         self._reserves_cache: dict[str, tuple] = {}
+        self._rows_cache: dict[str, tuple] = {}
+        self._exact_cache: dict[str, tuple] = {}
+        self.fast = 0  # user-checkpoints valued by the vector path
 
     # ---- the stream
 
@@ -271,9 +278,32 @@ class Replayer:
         ts, rev = cp.timestamp, self.revisions[pool]
         reserves = self._reserves_at(pool, rev, ts)
         reported, true = self.prices.prices(pool, ts, cp.block_number)
-        candidates = set(forced) | self._screen(pool, reserves, reported, true, ts)
+        near = self._screen(pool, reserves, reported, true, ts)
+        fast = self._fast_values(pool, near, reserves, reported, true) if self.exact_path == "vector" else {}
+        users = self.mirror.pools[pool].users
+        candidates = set(forced)
+        candidates.update(users[i] for i in near.tolist())
         wrongly = set()
+        market = self.market_of[pool]
         for user in sorted(candidates):
+            here = liquidation is not None and liquidation["user"] == user
+            sums = None if user in forced else fast.get(user)
+            if sums is not None:
+                c_r, d_r, hf_r, c_t, d_t, hf_t = sums
+                if d_r == 0:
+                    continue
+                is_wrong = hf_r < HEALTH_FACTOR_LIQUIDATION_THRESHOLD <= hf_t
+                if not is_wrong:
+                    self.health_rows.append({
+                        "market": market, "pool": pool, "user": user, **_cp_columns(cp),
+                        "emode_category": self.book.emode(pool, user),
+                        "hf_reported": hf_r, "hf_true": hf_t,
+                        "collateral_base_reported": c_r, "debt_base_reported": d_r,
+                        "collateral_base_true": c_t, "debt_base_true": d_t,
+                        "wrongly_eligible": False, "liquidated_here": here,
+                    })
+                    continue
+                # wrongly eligible: the at-risk list needs the per-reserve breakdown, from the reference
             positions = self.book.positions(pool, user)
             if not positions and user not in forced:
                 continue
@@ -282,9 +312,8 @@ class Replayer:
             if acc_r.total_debt_base == 0 and user not in forced:
                 continue
             is_wrong = acc_r.health_factor_wad < HEALTH_FACTOR_LIQUIDATION_THRESHOLD <= acc_t.health_factor_wad
-            here = liquidation is not None and liquidation["user"] == user
             self.health_rows.append({
-                "market": self.market_of[pool], "pool": pool, "user": user, **_cp_columns(cp),
+                "market": market, "pool": pool, "user": user, **_cp_columns(cp),
                 "emode_category": self.book.emode(pool, user),
                 "hf_reported": acc_r.health_factor_wad, "hf_true": acc_t.health_factor_wad,
                 "collateral_base_reported": acc_r.total_collateral_base, "debt_base_reported": acc_r.total_debt_base,
@@ -300,6 +329,103 @@ class Replayer:
             if p == pool and state["open_since"] is not None and user not in wrongly:
                 state["seconds"] += ts - state["open_since"]
                 state["open_since"] = None
+
+    def _fast_values(self, pool: str, near: np.ndarray, reserves: Mapping[str, ReserveState],
+                     reported: Mapping[str, int], true: Mapping[str, int]) -> dict[str, tuple[int, ...]]:
+        """Exact ``(collateral, debt, hf)`` under the reported and the true prices of the screened users,
+        from :mod:`replay.vector_valuation`; a user it cannot prove exact is absent (the caller values it
+        with the scalar reference)."""
+        mirror = self.mirror.pools[pool]
+        if len(near) == 0:
+            return {}
+        assets = mirror.assets
+        if any(a not in reserves or a not in reported or a not in true for a in assets):
+            return {}
+        layout = self._user_rows(pool)
+        tables = self._exact_tables(pool)
+        if tables is None:
+            return {}
+        lt_table, counts_vec, usable = tables
+        order, row_starts, row_counts = layout
+        cat = mirror.emode[near]
+        known = (cat >= 0) & (cat < len(usable))
+        ids = near[known]
+        ids = ids[usable[cat[known]] & (row_counts[ids] > 0)]
+        if len(ids) == 0:
+            return {}
+        seg_counts = row_counts[ids]
+        rows = order[segment_rows(row_starts[ids], seg_counts)]
+        seg_starts = np.cumsum(seg_counts) - seg_counts
+        row_asset = mirror.row_asset[rows]
+        row_cat = np.repeat(mirror.emode[ids], seg_counts)
+        common = dict(
+            scaled_a=mirror.scaled_a[rows], scaled_d=mirror.scaled_d[rows],
+            counts=mirror.collateral[rows] & counts_vec[row_asset], row_asset=row_asset,
+            row_lt=lt_table[row_cat, row_asset], seg_starts=seg_starts, seg_counts=seg_counts,
+            income=[reserves[a].liquidity_index_ray for a in assets],
+            debt_index=[reserves[a].variable_borrow_index_ray for a in assets],
+            decimals=[reserves[a].decimals for a in assets])
+        rules = rules_for(self.revisions[pool])
+        price_r = [reported[a] for a in assets]
+        price_t = [true[a] for a in assets]
+        got_r = account_sums(rules, prices=price_r, **common)
+        got_t = got_r if price_t == price_r else account_sums(rules, prices=price_t, **common)
+        sure = np.nonzero(got_r.exact & got_t.exact)[0]
+        self.exact += len(sure)
+        self.fast += len(sure)
+        names = mirror.users
+        return dict(zip([names[i] for i in ids[sure].tolist()],
+                        zip(got_r.collateral_base[sure].tolist(), got_r.debt_base[sure].tolist(),
+                            got_r.health_factor_wad[sure].tolist(), got_t.collateral_base[sure].tolist(),
+                            got_t.debt_base[sure].tolist(), got_t.health_factor_wad[sure].tolist())))
+
+    def _user_rows(self, pool: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The mirror's rows grouped by user (``order``, first position and count per user), cached
+        until the book changes."""
+        mirror = self.mirror.pools[pool]
+        cached = self._rows_cache.get(pool)
+        if cached is not None and cached[0] == mirror.version:
+            return cached[1]
+        n = mirror.n_rows
+        order = np.argsort(mirror.row_user[:n], kind="stable")
+        counts = np.bincount(mirror.row_user[:n], minlength=len(mirror.users)).astype(np.int64)
+        starts = np.cumsum(counts) - counts
+        out = (order, starts, counts)
+        self._rows_cache[pool] = (mirror.version, out)
+        return out
+
+    def _exact_tables(self, pool: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Per eMode category and asset: the liquidation threshold (int bps) a collateral takes; per
+        asset: whether a flagged collateral counts (the revision's rule on the reserve LT); per
+        category: whether the fast path may value its users (a known category without its own price
+        source). Cached on the reserve book's version."""
+        version = self.reserves.version
+        cached = self._exact_cache.get(pool)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        rules = rules_for(self.revisions[pool])
+        assets = self.mirror.pools[pool].assets
+        book = self.reserves.reserves[pool]
+        if any(a not in book for a in assets):
+            self._exact_cache[pool] = (version, None)
+            return None
+        categories = self.reserves.emode[pool]
+        size = max([0, *categories]) + 1
+        lt = np.zeros((size, len(assets)), dtype=np.int64)
+        usable = np.zeros(size, dtype=bool)
+        usable[0] = True
+        for c in range(size):
+            cat = categories.get(c) if c else None
+            if c and (cat is None or (rules.emode_price_source and cat.price_source is not None)):
+                continue
+            usable[c] = True
+            for i, a in enumerate(assets):
+                lt[c, i] = get_user_reserve_liquidation_threshold(rules, book[a], cat)
+        counts = np.array([not (rules.collateral_requires_reserve_liquidation_threshold
+                                and book[a].liquidation_threshold_bps == 0) for a in assets], dtype=bool)
+        out = (lt, counts, usable)
+        self._exact_cache[pool] = (version, out)
+        return out
 
     def _value(self, pool, user, rev, positions, reserves, reported, true, emode, ts):
         """Exact account data under both prices; reused while every input is the same (within a block,
@@ -332,11 +458,12 @@ class Replayer:
         return out
 
     def _screen(self, pool: str, reserves: Mapping[str, ReserveState], reported: Mapping[str, int],
-                true: Mapping[str, int], ts: int) -> set[str]:
-        """Users of ``pool`` whose float health factor under either price is below the band."""
+                true: Mapping[str, int], ts: int) -> np.ndarray:
+        """Users of ``pool`` (their numbers in the pool's float mirror) whose float health factor under
+        either price is below the band."""
         mirror = self.mirror.pools[pool]
         if mirror.n_rows == 0:
-            return set()
+            return np.zeros(0, dtype=np.int64)
         rev = self.revisions[pool]
         assets = mirror.assets
         income = np.array([get_normalized_income(reserves[a], ts) / RAY for a in assets])
@@ -345,8 +472,7 @@ class Replayer:
         prices = [np.array([float(p[a]) for a in assets]) for p in (reported, true)]
         ids, (hf_r, hf_t) = mirror.screen(income, debt_index, unit, prices, self._lt_table(pool))
         self.screened += len(ids)
-        near = ids[np.minimum(hf_r, hf_t) < self.health_band]
-        return {mirror.users[i] for i in near}
+        return ids[np.minimum(hf_r, hf_t) < self.health_band]
 
     def _lt_table(self, pool: str) -> np.ndarray:
         version = self.reserves.version
