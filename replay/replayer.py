@@ -69,7 +69,15 @@ class Checkpoint:
 
 
 class Replayer:
-    """One pass over a window: the books, the checkpoints and the output rows (see the module docstring)."""
+    """One pass over a window: the books, the checkpoints and the output rows (see the module docstring).
+
+    ``exact_path="vector"`` (the default) values the screened users of a checkpoint together with
+    :mod:`replay.vector_valuation` when there are at least ``vector_min_users`` of them (below that the
+    fixed cost of a NumPy pass exceeds the scalar one); ``"scalar"`` values every one with the
+    reference :func:`aave_math.health_factor`. Both give the same rows (``tests/test_replay_equivalence.py``).
+    """
+
+    vector_min_users = 48
 
     def __init__(self, inputs: ReplayInputs, true_models: Mapping[str, TrueModel], *, eth_asset: str | None,
                  health_band: float, exact_path: str = "vector"):
@@ -279,31 +287,35 @@ class Replayer:
         reserves = self._reserves_at(pool, rev, ts)
         reported, true = self.prices.prices(pool, ts, cp.block_number)
         near = self._screen(pool, reserves, reported, true, ts)
-        fast = self._fast_values(pool, near, reserves, reported, true) if self.exact_path == "vector" else {}
         users = self.mirror.pools[pool].users
         candidates = set(forced)
         candidates.update(users[i] for i in near.tolist())
-        wrongly = set()
         market = self.market_of[pool]
+        cp_columns = _cp_columns(cp)
+        fast_rows: dict[str, dict] = {}
+        if self.exact_path == "vector" and len(near) >= self.vector_min_users:
+            wad = HEALTH_FACTOR_LIQUIDATION_THRESHOLD
+            for user, emode_id, c_r, d_r, hf_r, c_t, d_t, hf_t in self._fast_values(pool, near, reserves, reported, true):
+                # forced users (verdicts) and wrongly eligible ones (at-risk list) take the scalar path below,
+                # which also gives their per-reserve breakdown
+                if d_r == 0 or user in forced or hf_r < wad <= hf_t:
+                    continue
+                fast_rows[user] = {
+                    "market": market, "pool": pool, "user": user, **cp_columns, "emode_category": emode_id,
+                    "hf_reported": hf_r, "hf_true": hf_t,
+                    "collateral_base_reported": c_r, "debt_base_reported": d_r,
+                    "collateral_base_true": c_t, "debt_base_true": d_t,
+                    "wrongly_eligible": False, "liquidated_here": False,
+                }
+        self.exact += len(fast_rows)
+        self.fast += len(fast_rows)
+        wrongly = set()
         for user in sorted(candidates):
+            row = fast_rows.get(user)
+            if row is not None:
+                self.health_rows.append(row)
+                continue
             here = liquidation is not None and liquidation["user"] == user
-            sums = None if user in forced else fast.get(user)
-            if sums is not None:
-                c_r, d_r, hf_r, c_t, d_t, hf_t = sums
-                if d_r == 0:
-                    continue
-                is_wrong = hf_r < HEALTH_FACTOR_LIQUIDATION_THRESHOLD <= hf_t
-                if not is_wrong:
-                    self.health_rows.append({
-                        "market": market, "pool": pool, "user": user, **_cp_columns(cp),
-                        "emode_category": self.book.emode(pool, user),
-                        "hf_reported": hf_r, "hf_true": hf_t,
-                        "collateral_base_reported": c_r, "debt_base_reported": d_r,
-                        "collateral_base_true": c_t, "debt_base_true": d_t,
-                        "wrongly_eligible": False, "liquidated_here": here,
-                    })
-                    continue
-                # wrongly eligible: the at-risk list needs the per-reserve breakdown, from the reference
             positions = self.book.positions(pool, user)
             if not positions and user not in forced:
                 continue
@@ -313,7 +325,7 @@ class Replayer:
                 continue
             is_wrong = acc_r.health_factor_wad < HEALTH_FACTOR_LIQUIDATION_THRESHOLD <= acc_t.health_factor_wad
             self.health_rows.append({
-                "market": market, "pool": pool, "user": user, **_cp_columns(cp),
+                "market": market, "pool": pool, "user": user, **cp_columns,
                 "emode_category": self.book.emode(pool, user),
                 "hf_reported": acc_r.health_factor_wad, "hf_true": acc_t.health_factor_wad,
                 "collateral_base_reported": acc_r.total_collateral_base, "debt_base_reported": acc_r.total_debt_base,
@@ -331,20 +343,20 @@ class Replayer:
                 state["open_since"] = None
 
     def _fast_values(self, pool: str, near: np.ndarray, reserves: Mapping[str, ReserveState],
-                     reported: Mapping[str, int], true: Mapping[str, int]) -> dict[str, tuple[int, ...]]:
-        """Exact ``(collateral, debt, hf)`` under the reported and the true prices of the screened users,
-        from :mod:`replay.vector_valuation`; a user it cannot prove exact is absent (the caller values it
-        with the scalar reference)."""
+                     reported: Mapping[str, int], true: Mapping[str, int]) -> list[tuple]:
+        """``(user, eMode category, collateral, debt, hf under the reported prices, the same under the true
+        prices)`` of the screened users, exact, from :mod:`replay.vector_valuation`; a user it cannot
+        prove exact is absent (the caller values it with the scalar reference)."""
         mirror = self.mirror.pools[pool]
         if len(near) == 0:
-            return {}
+            return []
         assets = mirror.assets
         if any(a not in reserves or a not in reported or a not in true for a in assets):
-            return {}
+            return []
         layout = self._user_rows(pool)
         tables = self._exact_tables(pool)
         if tables is None:
-            return {}
+            return []
         lt_table, counts_vec, usable = tables
         order, row_starts, row_counts = layout
         cat = mirror.emode[near]
@@ -352,7 +364,7 @@ class Replayer:
         ids = near[known]
         ids = ids[usable[cat[known]] & (row_counts[ids] > 0)]
         if len(ids) == 0:
-            return {}
+            return []
         seg_counts = row_counts[ids]
         rows = order[segment_rows(row_starts[ids], seg_counts)]
         seg_starts = np.cumsum(seg_counts) - seg_counts
@@ -371,13 +383,12 @@ class Replayer:
         got_r = account_sums(rules, prices=price_r, **common)
         got_t = got_r if price_t == price_r else account_sums(rules, prices=price_t, **common)
         sure = np.nonzero(got_r.exact & got_t.exact)[0]
-        self.exact += len(sure)
-        self.fast += len(sure)
         names = mirror.users
-        return dict(zip([names[i] for i in ids[sure].tolist()],
-                        zip(got_r.collateral_base[sure].tolist(), got_r.debt_base[sure].tolist(),
-                            got_r.health_factor_wad[sure].tolist(), got_t.collateral_base[sure].tolist(),
-                            got_t.debt_base[sure].tolist(), got_t.health_factor_wad[sure].tolist())))
+        ids = ids[sure]
+        return list(zip([names[i] for i in ids.tolist()], mirror.emode[ids].tolist(),
+                        got_r.collateral_base[sure].tolist(), got_r.debt_base[sure].tolist(),
+                        got_r.health_factor_wad[sure].tolist(), got_t.collateral_base[sure].tolist(),
+                        got_t.debt_base[sure].tolist(), got_t.health_factor_wad[sure].tolist()))
 
     def _user_rows(self, pool: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The mirror's rows grouped by user (``order``, first position and count per user), cached
