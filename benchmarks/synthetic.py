@@ -153,8 +153,32 @@ def price_path(checkpoints: int, rng: np.random.Generator) -> np.ndarray:
     return np.round(out * 1e8)
 
 
-def synthetic_inputs(positions: int, checkpoints: int = 1000, *, seed: int = 1) -> ReplayInputs:
-    """``positions`` borrowers over ``checkpoints`` price-changing blocks (see the module docstring)."""
+def arrow_positions(rows: LazyRows):
+    """The same ``positions_at_start`` as an Arrow table, with the warehouse's column types (the
+    replay loads it by columns: :mod:`replay.start_columns`)."""
+    import pyarrow as pa
+
+    n_users = int(rows.user.max()) + 1 if len(rows) else 0
+    names = np.array([_addr(0xB0, u + 1) for u in range(n_users)], dtype=object)
+    assets = np.array(rows._assets, dtype=object)
+    dec = pa.decimal128(38, 0)
+    return pa.table({
+        "market": pa.array(["core"] * len(rows)), "pool": pa.array([POOL] * len(rows)),
+        "user": pa.array(names[rows.user].tolist(), type=pa.string()),
+        "block_number": pa.array(np.full(len(rows), rows.block, dtype=np.int64)),
+        "emode_category": pa.array(rows.emode[rows.user].astype(np.int32)),
+        "user_configuration": pa.array([rows.user_config[u] for u in rows.user.tolist()]),
+        "asset": pa.array(assets[rows.asset].tolist(), type=pa.string()),
+        "scaled_a_token_balance": pa.array(rows.scaled_a, type=dec),
+        "scaled_variable_debt": pa.array(rows.scaled_d, type=dec),
+        "using_as_collateral": pa.array(rows.collateral.astype(bool)),
+        "borrowing": pa.array([d != 0 for d in rows.scaled_d]),
+    })
+
+
+def synthetic_inputs(positions: int, checkpoints: int = 1000, *, seed: int = 1, arrow: bool = False) -> ReplayInputs:
+    """``positions`` borrowers over ``checkpoints`` price-changing blocks (see the module docstring);
+    ``arrow=True`` gives ``positions_at_start`` as an Arrow table (:func:`arrow_positions`)."""
     rng = np.random.default_rng(seed)
     n = int(positions)
     start_block = 1_000_000
@@ -242,6 +266,8 @@ def synthetic_inputs(positions: int, checkpoints: int = 1000, *, seed: int = 1) 
             feed_answers.append({"block_number": start_block + k, "feed": feeds[i], "answer": price})
             oracle_prices.append({"block_number": start_block + k, "pool": POOL, "asset": addrs[i], "price": price})
     positions_rows = LazyRows(users, assets, scaled_a, scaled_d, collateral, emode, start_block, user_config)
+    if arrow:
+        positions_rows = arrow_positions(positions_rows)
     return ReplayInputs(
         chain_id=CHAIN_ID, from_block=from_block, to_block=to_block, markets=markets, reserves=reserves,
         reserve_states_at_start=states, emode_categories=emode_rows, positions_at_start=positions_rows,  # type: ignore[arg-type]

@@ -200,6 +200,27 @@ def test_replay_fast_equals_reference_on_random_synthetic_markets(seed, revision
     assert fast.fast > 0, "the fast path valued nobody"
 
 
+def test_start_positions_by_columns_equal_row_by_row():
+    """``positions_at_start`` as an Arrow table (loaded by columns, users materialized on first use)
+    gives the same replay and the same final balances as the rows loaded one by one."""
+    sys.path.insert(0, str(REPO))
+    from benchmarks.synthetic import arrow_positions
+    from dataclasses import replace as dc_replace
+    from postmortem.replay.replayer import Replayer
+
+    inputs, models = _synthetic(11, "3.6", ("wstETH", 0.85))
+    table = arrow_positions(inputs.positions_at_start)
+    assert table.num_rows == len(inputs.positions_at_start)
+    by_rows = Replayer(inputs, models, eth_asset=None, health_band=1.2)
+    by_rows.run()
+    by_columns = Replayer(dc_replace(inputs, positions_at_start=table), models, eth_asset=None, health_band=1.2)
+    assert len(by_columns.book.users) == len(by_rows.book.users)
+    by_columns.run()
+    _assert_same_tables(by_columns, by_rows)
+    assert by_columns.book.scaled_balances() == by_rows.book.scaled_balances()
+    assert by_columns.fast > 0 and any(h["wrongly_eligible"] for h in by_columns.health_rows)
+
+
 def test_replay_fast_equals_reference_with_wrongly_eligible_positions():
     """An oracle error that makes eMode loopers wrongly eligible: the at-risk list is not empty and
     is the same on both paths."""
@@ -225,14 +246,27 @@ def _warehouse_inputs(dc, root, pools=None):
     return load_inputs(root, chain_id=dc.manifest["chain_id"], pools=pools, from_block=a, to_block=b)
 
 
-def _check_scenario(inputs, overrides, eth_asset, bands=(1.1, 1000.0)):
+def _check_scenario(inputs, overrides, eth_asset, root, bands=(1.1, 1000.0)):
+    """Both paths agree, and the start positions read as Arrow (loaded by columns) give the same
+    replay and final balances as the rows."""
+    from dataclasses import replace as dc_replace
+
     from postmortem.replay.engine import resolve_true_models
+    from postmortem.replay.replayer import Replayer
+    from postmortem.replay.start_columns import read_start_positions
 
     models = resolve_true_models(None, overrides)
     for band in bands:  # the default band, and one that takes every position with debt
         fast, ref = _replay_both(inputs, models, eth_asset=eth_asset, health_band=band)
         _assert_same_tables(fast, ref)
         assert fast.health_rows and fast.fast > 0
+        table = read_start_positions(root, chain_id=inputs.chain_id, pools=inputs.pools, block=inputs.from_block - 1)
+        assert table.num_rows == len(inputs.positions_at_start) > 0
+        columns = Replayer(dc_replace(inputs, positions_at_start=table), models, eth_asset=eth_asset, health_band=band)
+        columns.vector_min_users = 1
+        columns.run()
+        _assert_same_tables(columns, fast)
+        assert columns.book.scaled_balances() == fast.book.scaled_balances()
     return fast
 
 
@@ -244,13 +278,13 @@ def test_replay_fast_equals_reference_on_the_devchain_incident(incident_warehous
     window = ingested_window(root, inc.id)
     inputs = load_inputs(root, chain_id=inc.chain_id, pools=list(window["pools"].values()),
                          from_block=window["from_block"], to_block=window["to_block"])
-    fast = _check_scenario(inputs, ["wstETH=uncapped"], inc.eth_asset)
+    fast = _check_scenario(inputs, ["wstETH=uncapped"], inc.eth_asset, root)
     assert fast.verdict_rows and any(h["wrongly_eligible"] for h in fast.health_rows)
 
 
 def test_replay_fast_equals_reference_on_the_small_scenario(small_chain, tmp_path):
     inputs = _warehouse_inputs(small_chain, tmp_path)
-    _check_scenario(inputs, ["wstETH=uncapped"], None)
+    _check_scenario(inputs, ["wstETH=uncapped"], None, tmp_path)
 
 
 @pytest.mark.chain
@@ -258,8 +292,9 @@ def test_replay_fast_equals_reference_on_the_mixed_v30_scenario(tmp_path_factory
     from conftest import _start
 
     dc = _start(tmp_path_factory, "mixed-v30")
+    root = tmp_path_factory.mktemp("warehouse-mixed")
     try:
-        inputs = _warehouse_inputs(dc, tmp_path_factory.mktemp("warehouse-mixed"))
+        inputs = _warehouse_inputs(dc, root)
     finally:
         dc.node.stop()
-    _check_scenario(inputs, ["wstETH=uncapped"], None)
+    _check_scenario(inputs, ["wstETH=uncapped"], None, root)
