@@ -56,6 +56,8 @@ def _vm(field: str) -> int:
 
 
 def run_one(size: int, checkpoints: int, mode: str, band: float, seed: int, start: str = "arrow") -> dict:
+    """``mode``: ``screen``, ``full`` (the vector path, as the engine runs) or ``scalar`` (the full replay
+    with the scalar reference only: the baseline of ``full``)."""
     """One size, in this process. Returns the figures as a dict."""
     import numpy as np
 
@@ -114,7 +116,8 @@ def run_one(size: int, checkpoints: int, mode: str, band: float, seed: int, star
         engine.Replayer._evaluate_pool = screen_only
     try:
         t0 = time.perf_counter()
-        r = engine.Replayer(inputs, {}, eth_asset=None, health_band=band)
+        r = engine.Replayer(inputs, {}, eth_asset=None, health_band=band,
+                            exact_path="scalar" if mode == "scalar" else "vector")
         out["book_load_seconds"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         r.run()
@@ -150,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated position counts")
     ap.add_argument("--checkpoints", type=int, default=1000)
     ap.add_argument("--full-max", type=int, default=10_000, help="also run the full replay (exact path) up to this size")
+    ap.add_argument("--scalar-max", type=int, default=10_000,
+                    help="also run the full replay with the scalar reference only (the baseline) up to this size")
     ap.add_argument("--health-band", type=float, default=1.10)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--start", choices=("arrow", "rows"), default="arrow",
@@ -166,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(",") if s]
     runs = []
     for size in sizes:
-        for mode in (("screen", "full") if size <= args.full_max else ("screen",)):
+        modes = ["screen"] + (["full"] if size <= args.full_max else []) + (["scalar"] if size <= args.scalar_max else [])
+        for mode in modes:
             cmd = [sys.executable, __file__, "--one", f"{size},{mode}", "--checkpoints", str(args.checkpoints),
                    "--health-band", str(args.health_band), "--seed", str(args.seed), "--start", args.start]
             t0 = time.perf_counter()

@@ -96,6 +96,7 @@ def rows_replay_vs_protocol(d: dict) -> list[dict]:
 
 def rows_scale(d: dict, full: bool) -> list[dict]:
     out = []
+    scalar = {r["positions"]: r["replay_seconds"] for r in d["runs"] if r.get("mode") == "scalar" and "error" not in r}
     for r in d["runs"]:
         if "error" in r:
             continue
@@ -104,8 +105,10 @@ def rows_scale(d: dict, full: bool) -> list[dict]:
         secs = r["replay_seconds"]
         goal = "< 60 s and < 8 GiB at 1M x 1,000" if mode == "full" else None
         met = (secs < 60 and r["peak_rss_bytes"] < 8 * 2**30) if (mode == "full" and at_goal) else None
+        base = scalar.get(n) if mode == "full" else None
         out.append(row(f"replay {mode}: {n:,} positions x {r['checkpoints']:,} checkpoints", _r(secs, 2), "s",
-                       None, None, None, goal, met))
+                       "the same replay, scalar reference only" if base else None, _r(base, 2) if base else None,
+                       _r(base / secs, 1) if base else None, goal, met))
         out.append(row(f"replay {mode}: peak RSS at {n:,} positions", _r(r["peak_rss_bytes"] / 2**30, 3), "GiB"))
         if r.get("vector_us_per_user") and r.get("exact_us_per_valuation"):
             out.append(row(f"replay {mode}: vector path per user, {n:,} positions", _r(r["vector_us_per_user"], 3), "us",
