@@ -435,6 +435,7 @@ class FloatMirror:
 
 
 class _PoolMirror:
+    incremental_screen = True  # screen_below recomputes only the users a bound cannot rule out
     def __init__(self, assets: list[str]):
         self.assets = assets
         self.asset_index = {a: i for i, a in enumerate(assets)}
@@ -452,6 +453,8 @@ class _PoolMirror:
         self.emode = np.zeros(1024, dtype=np.int64)
         self.version = 0  # bumped on every change; the screen's per-user matrices are cached on it
         self._dense: tuple | None = None
+        self._reference: tuple | None = None  # the last full screen, for screen_below
+        self.partial_screens = 0
 
     def load_start(self, sc: StartColumns) -> None:
         """The start state's users and rows in bulk (an empty mirror only); rows of assets that are not
@@ -544,6 +547,55 @@ class _PoolMirror:
             hf = weighted / owed
         hf[~(owed > 0)] = np.inf
         return has_debt, list(hf)
+
+    def screen_below(self, band: float, income: np.ndarray, debt_index: np.ndarray, unit: np.ndarray,
+                     prices: list[np.ndarray], lt_table: np.ndarray) -> tuple[np.ndarray, int]:
+        """Users with debt whose float health factor under some price model is below ``band``, and how
+        many users the screen covered (all users with debt).
+
+        Same arguments and floats as :meth:`screen`, but most users are not recomputed: after a full
+        screen (at ``t0``) the users are kept sorted by their lowest health factor ``h0``. For any
+        user, ``HF(t) = sum_a c_a w_a(t) / sum_a d_a v_a(t)`` with non-negative per-asset amounts and
+        weights (``w`` = price x income / unit, ``v`` = price x debt index / unit), so
+        ``HF(t) >= HF(t0) * min_a(w_a(t)/w_a(t0)) / max_a(v_a(t)/v_a(t0))`` (a ratio of sums lies
+        between the smallest and largest ratio of terms). With ``f`` the smallest such factor over the
+        price models, a user with ``h0 >= band / f`` (times ``1 + 1e-9``, far above the float error
+        of these sums of positive terms) cannot be below the band: only the sorted prefix under that
+        limit is recomputed. A full screen runs again when the book or the LT table changes, when a
+        weight is not positive, or when the prefix is over half the users.
+        """
+        dense = self._dense
+        if dense is None or dense[0] != self.version or dense[1] is not lt_table:
+            dense = self._dense = (self.version, lt_table, *self._dense_matrices(lt_table))
+        _, _, has_debt, coll, debt = dense
+        per_unit = 1.0 / unit
+        p = np.stack(prices)
+        w = p * (income * per_unit)
+        v = p * (debt_index * per_unit)
+        ref = self._reference if self.incremental_screen else None
+        if ref is not None and ref[0] is dense and ref[1].shape == w.shape:
+            _, w0, v0, ids, h0, coll_s, debt_s = ref
+            if (w0 > 0).all() and (v0 > 0).all() and (w > 0).all() and (v > 0).all():
+                f = float(((w / w0).min(axis=1) / (v / v0).max(axis=1)).min())
+                k = int(np.searchsorted(h0, band / f * (1.0 + 1e-9), side="left")) if f > 0 else len(h0)
+                if k <= len(h0) // 2:
+                    self.partial_screens += 1
+                    weighted = w @ coll_s[:, :k]
+                    owed = v @ debt_s[:, :k]
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        hf = weighted / owed
+                    hf[~(owed > 0)] = np.inf
+                    return ids[:k][hf.min(axis=0) < band], len(has_debt)
+        weighted = w @ coll
+        owed = v @ debt
+        with np.errstate(divide="ignore", invalid="ignore"):
+            hf = weighted / owed
+        hf[~(owed > 0)] = np.inf
+        low = hf.min(axis=0)
+        order = np.argsort(low, kind="stable")
+        self._reference = (dense, w, v, has_debt[order], low[order], np.ascontiguousarray(coll[:, order]),
+                           np.ascontiguousarray(debt[:, order]))
+        return has_debt[low < band], len(has_debt)
 
     def _dense_matrices(self, lt_table: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n, k = self.n_rows, len(self.assets)

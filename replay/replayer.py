@@ -481,9 +481,9 @@ class Replayer:
         debt_index = np.array([get_normalized_debt(rev, reserves[a], ts) / RAY for a in assets])
         unit = np.array([float(reserves[a].asset_unit) for a in assets])
         prices = [np.array([float(p[a]) for a in assets]) for p in (reported, true)]
-        ids, (hf_r, hf_t) = mirror.screen(income, debt_index, unit, prices, self._lt_table(pool))
-        self.screened += len(ids)
-        return ids[np.minimum(hf_r, hf_t) < self.health_band]
+        near, covered = mirror.screen_below(self.health_band, income, debt_index, unit, prices, self._lt_table(pool))
+        self.screened += covered
+        return np.sort(near)
 
     def _lt_table(self, pool: str) -> np.ndarray:
         version = self.reserves.version

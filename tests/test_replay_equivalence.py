@@ -157,7 +157,7 @@ def _assert_same_tables(fast, ref):
     assert [cp.__dict__ for cp in fast.checkpoints] == [cp.__dict__ for cp in ref.checkpoints]
 
 
-def _synthetic(seed, revision, drop):
+def _synthetic(seed, revision, drop, positions=300, checkpoints=10):
     """A random synthetic market (``benchmarks/synthetic.py``) under ``revision``; with ``drop``, the
     reported price of one asset falls by that factor after the start block (an oracle error), and its
     true price stays at the start price."""
@@ -167,7 +167,7 @@ def _synthetic(seed, revision, drop):
     from benchmarks.synthetic import ASSETS, SYM, synthetic_inputs
     from postmortem.replay.prices import TrueModel
 
-    inputs = synthetic_inputs(300, 10, seed=seed)
+    inputs = synthetic_inputs(positions, checkpoints, seed=seed)
     inputs = dc_replace(inputs, markets=[{**m, "aave_revision": revision} for m in inputs.markets])
     models = {}
     if drop is not None:
@@ -219,6 +219,35 @@ def test_start_positions_by_columns_equal_row_by_row():
     _assert_same_tables(by_columns, by_rows)
     assert by_columns.book.scaled_balances() == by_rows.book.scaled_balances()
     assert by_columns.fast > 0 and any(h["wrongly_eligible"] for h in by_columns.health_rows)
+
+
+@pytest.mark.parametrize("band", [1.05, 1.1, 1.3])
+def test_incremental_screen_equals_full_screen(band, monkeypatch):
+    """The screen that recomputes only the users its bound cannot rule out finds the same candidates
+    as a full screen at every checkpoint (80 blocks of price walk plus an oracle error)."""
+    from postmortem.replay import positions
+    from postmortem.replay.replayer import Replayer
+
+    inputs, models = _synthetic(3, "3.6", ("wstETH", 0.93), positions=3000, checkpoints=80)
+    seen = {}
+    original = Replayer._screen
+    for incremental in (True, False):
+        monkeypatch.setattr(positions._PoolMirror, "incremental_screen", incremental)
+        screens = []
+
+        def spy(self, *a, _screens=screens, **kw):
+            out = original(self, *a, **kw)
+            _screens.append(out.tolist())
+            return out
+
+        monkeypatch.setattr(Replayer, "_screen", spy)
+        r = Replayer(inputs, models, eth_asset=None, health_band=band)
+        r.run()
+        seen[incremental] = (screens, r.health_rows)
+        partial = sum(m.partial_screens for m in r.mirror.pools.values())
+        assert (partial > 0) == incremental
+    assert seen[True] == seen[False]
+    assert sum(map(len, seen[True][0])) > 0
 
 
 def test_replay_fast_equals_reference_with_wrongly_eligible_positions():
