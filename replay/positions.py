@@ -356,6 +356,12 @@ class PositionBook:
             self.mirror.set(pool, user, asset, state.asset(asset), state.emode_category)
 
 
+def _float_pair(amount: int) -> tuple[float, float]:
+    """``amount`` as ``(float(amount), amount - float(amount))``: exact below 2**106."""
+    head = float(amount)
+    return head, float(amount - int(head))
+
+
 class _UsersView(Mapping):
     """``PositionBook.users``: a mapping over the materialized users and the columnar start state.
     Its length costs nothing; iterating it materializes every start user."""
@@ -449,6 +455,8 @@ class _PoolMirror:
         self.row_asset = np.zeros(cap, dtype=np.int64)
         self.scaled_a = np.zeros(cap)
         self.scaled_d = np.zeros(cap)
+        self.scaled_a_rest = np.zeros(cap)  # amount - float(amount), exact: the pair is the amount to 106 bits
+        self.scaled_d_rest = np.zeros(cap)
         self.collateral = np.zeros(cap, dtype=bool)
         self.emode = np.zeros(1024, dtype=np.int64)
         self.version = 0  # bumped on every change; the screen's per-user matrices are cached on it
@@ -471,6 +479,8 @@ class _PoolMirror:
         self.row_asset = np.concatenate([sc.row_asset[keep], np.zeros(spare, dtype=np.int64)])
         self.scaled_a = np.concatenate([sc.scaled_a[keep], np.zeros(spare)])
         self.scaled_d = np.concatenate([sc.scaled_d[keep], np.zeros(spare)])
+        self.scaled_a_rest = np.concatenate([sc.scaled_a_rest[keep], np.zeros(spare)])
+        self.scaled_d_rest = np.concatenate([sc.scaled_d_rest[keep], np.zeros(spare)])
         self.collateral = np.concatenate([sc.collateral[keep], np.zeros(spare, dtype=bool)])
         self.emode = np.concatenate([sc.emode, np.zeros(spare, dtype=np.int64)])
         self.start_count = np.bincount(row_user, minlength=n_users).astype(np.int64)
@@ -515,11 +525,13 @@ class _PoolMirror:
                 self.row_asset = np.concatenate([self.row_asset, np.zeros(grow, dtype=np.int64)])
                 self.scaled_a = np.concatenate([self.scaled_a, np.zeros(grow)])
                 self.scaled_d = np.concatenate([self.scaled_d, np.zeros(grow)])
+                self.scaled_a_rest = np.concatenate([self.scaled_a_rest, np.zeros(grow)])
+                self.scaled_d_rest = np.concatenate([self.scaled_d_rest, np.zeros(grow)])
                 self.collateral = np.concatenate([self.collateral, np.zeros(grow, dtype=bool)])
             self.row_user[r] = u
             self.row_asset[r] = a
-        self.scaled_a[r] = float(pos.scaled_a_token_balance)
-        self.scaled_d[r] = float(pos.scaled_variable_debt)
+        self.scaled_a[r], self.scaled_a_rest[r] = _float_pair(pos.scaled_a_token_balance)
+        self.scaled_d[r], self.scaled_d_rest[r] = _float_pair(pos.scaled_variable_debt)
         self.collateral[r] = pos.using_as_collateral
 
     def screen(self, income: np.ndarray, debt_index: np.ndarray, unit: np.ndarray, prices: list[np.ndarray],

@@ -372,6 +372,7 @@ class Replayer:
         row_cat = np.repeat(mirror.emode[ids], seg_counts)
         common = dict(
             scaled_a=mirror.scaled_a[rows], scaled_d=mirror.scaled_d[rows],
+            scaled_a_rest=mirror.scaled_a_rest[rows], scaled_d_rest=mirror.scaled_d_rest[rows],
             counts=mirror.collateral[rows] & counts_vec[row_asset], row_asset=row_asset,
             row_lt=lt_table[row_cat, row_asset], seg_starts=seg_starts, seg_counts=seg_counts,
             income=[reserves[a].liquidity_index_ray for a in assets],

@@ -47,6 +47,8 @@ class StartColumns:
     collateral: np.ndarray  # bool per row
     scaled_a: np.ndarray  # float64 per row
     scaled_d: np.ndarray
+    scaled_a_rest: np.ndarray  # float64 per row: amount - scaled_a, exact (the pair holds 106 bits)
+    scaled_d_rest: np.ndarray
     a_words: np.ndarray  # uint64 (rows, 2): low and high word of the exact scaled aToken balance
     d_words: np.ndarray
 
@@ -88,8 +90,9 @@ def _fixed_width(arr) -> np.ndarray:
     return np.array([s.encode() for s in arr.to_pylist()], dtype="S")
 
 
-def _words(col) -> tuple[np.ndarray, np.ndarray]:
-    """A non-negative DECIMAL(38,0) (or integer) column: its exact 128-bit words and its float64."""
+def _words(col) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A non-negative DECIMAL(38,0) (or integer) column: its exact 128-bit words, its float64 and the
+    exact rest ``amount - float`` (an integer below ``2**53`` for amounts below ``2**106``)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -103,7 +106,12 @@ def _words(col) -> tuple[np.ndarray, np.ndarray]:
     if n and (words[:, 1] >> np.uint64(63)).any():
         raise ValueError("a scaled balance in positions_at_start is negative")
     floats = words[:, 1].astype(np.float64) * 2.0**64 + words[:, 0].astype(np.float64)
-    return words, floats
+    # the float's own words (it is an integer; both parts exact), then the rest modulo 2**64, exact
+    # since |rest| <= ulp / 2 < 2**63 for amounts below 2**116
+    f_hi = np.floor(floats / 2.0**64)
+    f_lo = (floats - f_hi * 2.0**64).astype(np.uint64)
+    rest = (words[:, 0] - f_lo).view(np.int64).astype(np.float64)
+    return words, floats, rest
 
 
 def start_columns(table, assets_by_pool: Mapping[str, Sequence[str]]) -> dict[str, StartColumns]:
@@ -117,8 +125,8 @@ def start_columns(table, assets_by_pool: Mapping[str, Sequence[str]]) -> dict[st
     assets = _fixed_width(table.column("asset"))
     emode = table.column("emode_category").fill_null(0).to_numpy().astype(np.int64)
     collateral = table.column("using_as_collateral").fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
-    a_words, a_float = _words(table.column("scaled_a_token_balance"))
-    d_words, d_float = _words(table.column("scaled_variable_debt"))
+    a_words, a_float, a_rest = _words(table.column("scaled_a_token_balance"))
+    d_words, d_float, d_rest = _words(table.column("scaled_variable_debt"))
     out = {}
     for pool, pool_assets in assets_by_pool.items():
         mine = np.nonzero(pools == pool.encode())[0]
@@ -137,7 +145,8 @@ def start_columns(table, assets_by_pool: Mapping[str, Sequence[str]]) -> dict[st
         sc = StartColumns(users=uniq, first=first.astype(np.int64), count=count.astype(np.int64),
                           emode=emode[rows][last] if len(rows) else np.zeros(0, dtype=np.int64),
                           row_asset=numbers, asset_bytes=row_assets, assets=list(pool_assets), collateral=collateral[rows],
-                          scaled_a=a_float[rows], scaled_d=d_float[rows], a_words=a_words[rows], d_words=d_words[rows])
+                          scaled_a=a_float[rows], scaled_d=d_float[rows], scaled_a_rest=a_rest[rows],
+                          scaled_d_rest=d_rest[rows], a_words=a_words[rows], d_words=d_words[rows])
         # rows without an asset (a user with an eMode category only) count for the user, not as positions
         sc.row_asset[row_assets == b""] = -1
         out[pool] = sc

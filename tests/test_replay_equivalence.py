@@ -65,7 +65,7 @@ def markets(draw):
     return revision, reserves, prices, users
 
 
-def _fast(revision, reserves, prices, users):
+def _fast(revision, reserves, prices, users, rest=True):
     rules = rules_for(revision)
     index = {r.asset: i for i, r in enumerate(reserves)}
     rows = [(p, emode) for positions, emode in users for p in positions]
@@ -76,6 +76,10 @@ def _fast(revision, reserves, prices, users):
         rules,
         scaled_a=np.array([float(p.scaled_a_token_balance) for p, _ in rows]),
         scaled_d=np.array([float(p.scaled_variable_debt) for p, _ in rows]),
+        scaled_a_rest=np.array([float(p.scaled_a_token_balance - int(float(p.scaled_a_token_balance)))
+                                for p, _ in rows]) if rest else None,
+        scaled_d_rest=np.array([float(p.scaled_variable_debt - int(float(p.scaled_variable_debt)))
+                                for p, _ in rows]) if rest else None,
         counts=np.array([counts_as_collateral(rules, by_asset[p.asset], p) for p, _ in rows], dtype=bool),
         row_asset=np.array([index[p.asset] for p, _ in rows], dtype=np.int64),
         row_lt=np.array([get_user_reserve_liquidation_threshold(rules, by_asset[p.asset], e) for p, e in rows],
@@ -86,12 +90,12 @@ def _fast(revision, reserves, prices, users):
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(markets())
-def test_vector_valuation_equals_reference_on_random_markets(market):
+@given(markets(), st.booleans())
+def test_vector_valuation_equals_reference_on_random_markets(market, rest):
     revision, reserves, prices, users = market
     if revision == "3.0":  # v3.0: a reserve belongs to an eMode category by its configuration
         users = [(p, EModeCategory(1, e.ltv_bps, e.liquidation_threshold_bps, 10100) if e else None) for p, e in users]
-    got = _fast(revision, reserves, prices, users)
+    got = _fast(revision, reserves, prices, users, rest)
     for i, (positions, emode) in enumerate(users):
         if not got.exact[i]:
             continue
@@ -100,9 +104,10 @@ def test_vector_valuation_equals_reference_on_random_markets(market):
             ref.total_collateral_base, ref.total_debt_base, ref.health_factor_wad), (revision, positions, emode)
 
 
-def test_vector_valuation_is_exact_for_ordinary_positions():
-    """Not vacuous: ordinary positions (a few thousand dollars, health factor near 1) are proven
-    exact by the fast path for nearly every user, and agree with the reference."""
+@pytest.mark.parametrize("median_usd", [5_000, 5_000_000])
+def test_vector_valuation_is_exact_for_ordinary_positions(median_usd):
+    """Not vacuous: ordinary positions (a few thousand dollars, health factor near 1) and whales
+    (millions) are proven exact by the fast path for nearly every user, and agree with the reference."""
     rng = np.random.default_rng(7)
     for revision in REVISIONS:
         reserves = [ReserveState(asset=f"0x{i:040x}", id=i, decimals=d, ltv_bps=7500, liquidation_threshold_bps=8000,
@@ -116,7 +121,7 @@ def test_vector_valuation_is_exact_for_ordinary_positions():
         for _ in range(2000):
             c = int(rng.integers(0, 3))
             dd = (c + 1) % 3
-            coll_usd = float(rng.lognormal(np.log(5000), 1.0))
+            coll_usd = float(rng.lognormal(np.log(median_usd), 1.0))
             debt_usd = coll_usd * 0.8 / float(rng.uniform(0.9, 1.3))
             unit = [10**18, 10**6, 10**8]
             px = [2500.12345678, 1.0, 60000.12345678]
