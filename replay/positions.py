@@ -574,7 +574,8 @@ class _PoolMirror:
         price models, a user with ``h0 >= band / f`` (times ``1 + 1e-9``, far above the float error
         of these sums of positive terms) cannot be below the band: only the sorted prefix under that
         limit is recomputed. A full screen runs again when the book or the LT table changes, when a
-        weight is not positive, or when the prefix is over half the users.
+        weight is not positive, or when the prefix is over an eighth of the users (the reference is then
+        renewed at the current prices).
         """
         dense = self._dense
         if dense is None or dense[0] != self.version or dense[1] is not lt_table:
@@ -590,7 +591,7 @@ class _PoolMirror:
             if (w0 > 0).all() and (v0 > 0).all() and (w > 0).all() and (v > 0).all():
                 f = float(((w / w0).min(axis=1) / (v / v0).max(axis=1)).min())
                 k = int(np.searchsorted(h0, band / f * (1.0 + 1e-9), side="left")) if f > 0 else len(h0)
-                if k <= len(h0) // 2:
+                if k <= len(h0) // 8:
                     self.partial_screens += 1
                     weighted = w @ coll_s[:, :k]
                     owed = v @ debt_s[:, :k]

@@ -90,6 +90,36 @@ def _fixed_width(arr) -> np.ndarray:
     return np.array([s.encode() for s in arr.to_pylist()], dtype="S")
 
 
+_HEX = np.full(256, 255, dtype=np.uint64)
+_HEX[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16, dtype=np.uint64)
+
+
+def _sort_users(u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(order, first, count)``: a stable order of ``u`` (fixed-width bytes) and, in that order, where
+    each distinct value starts and how many rows it has. Lowercase ``0x`` + 40-hex addresses (what the
+    warehouse holds) sort as three integers, much faster than as strings and in the same order."""
+    n = len(u)
+    if n and u.dtype.itemsize == 42:
+        chars = u.view(np.uint8).reshape(n, 42)
+        nibbles = _HEX[chars[:, 2:]]
+        if (chars[:, 0] == ord("0")).all() and (chars[:, 1] == ord("x")).all() and (nibbles < 16).all():
+            keys = []
+            for lo, hi in ((34, 40), (16, 34), (0, 16)):  # least significant key first, for lexsort
+                k = np.zeros(n, dtype=np.uint64)
+                for j in range(lo, hi):
+                    k = (k << np.uint64(4)) | nibbles[:, j]
+                keys.append(k)
+            order = np.lexsort(keys)
+            sk = [k[order] for k in keys]
+            new = np.ones(n, dtype=bool)
+            new[1:] = (sk[0][1:] != sk[0][:-1]) | (sk[1][1:] != sk[1][:-1]) | (sk[2][1:] != sk[2][:-1])
+            first = np.nonzero(new)[0]
+            return order, first, np.diff(np.append(first, n))
+    order = np.argsort(u, kind="stable")
+    _, first, count = np.unique(u[order], return_index=True, return_counts=True)
+    return order, first, count
+
+
 def _words(col) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A non-negative DECIMAL(38,0) (or integer) column: its exact 128-bit words, its float64 and the
     exact rest ``amount - float`` (an integer below ``2**53`` for amounts below ``2**106``)."""
@@ -131,10 +161,9 @@ def start_columns(table, assets_by_pool: Mapping[str, Sequence[str]]) -> dict[st
     for pool, pool_assets in assets_by_pool.items():
         mine = np.nonzero(pools == pool.encode())[0]
         u = users[mine]
-        order = np.argsort(u, kind="stable")
+        order, first, count = _sort_users(u)
         rows = mine[order]
-        u = u[order]
-        uniq, first, count = np.unique(u, return_index=True, return_counts=True)
+        uniq = u[order][first]
         asset_of = {a.encode(): i for i, a in enumerate(pool_assets)}
         row_assets = assets[rows]
         numbers = np.full(len(rows), -1, dtype=np.int64)
