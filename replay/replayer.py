@@ -17,10 +17,16 @@ Checkpoints, in order:
                   block end the warehouse holds;
 ``end``           the end of the window.
 
-At each checkpoint the whole population of each market is screened with floats (NumPy); every
-position whose health factor under either price is below ``health_band`` (and every liquidated
-borrower) is then valued exactly with :mod:`replay.aave_math` — the health table, the verdicts
-and the at-risk list come only from that exact path.
+At each checkpoint the whole population of each market is screened with floats (NumPy; after a
+full screen only the users a proven bound cannot rule out are recomputed, see
+``FloatMirror.screen_below``); every position whose health factor under either price is below
+``health_band`` (and every liquidated borrower) is then valued exactly. The screened users are
+valued together by :mod:`replay.vector_valuation` (NumPy, exact where proven: identical to the
+reference or left to it); liquidated borrowers, wrongly eligible positions (their per-reserve
+breakdown feeds the verdicts and the at-risk list) and any user the vector path cannot prove are
+valued by the scalar reference :mod:`replay.aave_math`. The health table, the verdicts and the
+at-risk list come only from exact values; ``exact_path="scalar"`` runs the reference alone
+(``tests/test_replay_equivalence.py`` checks both give identical tables).
 """
 
 from __future__ import annotations
