@@ -195,9 +195,10 @@ class PositionBook:
         self._start_users_loaded += 1
         state = self._users[(pool, user)] = UserState(emode_category=int(sc.emode[j]))
         for r in range(int(sc.first[j]), int(sc.first[j] + sc.count[j])):
-            name = sc.asset_bytes[r].decode()
-            if not name:
+            code = int(sc.asset_code[r])
+            if code < 0:
                 continue
+            name = sc.asset_names[code]
             pos = state.asset(name)
             pos.scaled_a_token_balance = sc.exact(sc.a_words, r)
             pos.scaled_variable_debt = sc.exact(sc.d_words, r)

@@ -42,7 +42,9 @@ class StartColumns:
     count: np.ndarray  # int64: rows of each user (0: a user with an eMode category and no asset row)
     emode: np.ndarray  # int64 per user
     row_asset: np.ndarray  # int64 per row: the asset's number in ``assets`` (-1: not a reserve of the pool)
-    asset_bytes: np.ndarray  # fixed-width bytes per row: the asset (empty: a user with an eMode category only)
+    asset_code: np.ndarray  # int64 per row: the asset's entry in ``asset_names`` (-1: none, a user with an
+    #                        eMode category only)
+    asset_names: list[str]
     assets: list[str]
     collateral: np.ndarray  # bool per row
     scaled_a: np.ndarray  # float64 per row
@@ -68,6 +70,20 @@ class StartColumns:
         return int(words[r, 0]) + (int(words[r, 1]) << 64)
 
 
+def _codes(arr) -> tuple[np.ndarray, list]:
+    """A string column as Arrow dictionary codes (int64, -1 for null or empty) and its dictionary."""
+    import pyarrow as pa
+
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    enc = arr.dictionary_encode()
+    names = enc.dictionary.to_pylist()
+    codes = enc.indices.fill_null(-1).to_numpy().astype(np.int64)
+    empty = [i for i, name in enumerate(names) if not name]
+    for i in empty:
+        codes[codes == i] = -1
+    return codes, names
+
+
 def _fixed_width(arr) -> np.ndarray:
     """A string column as fixed-width bytes without a Python object per value (addresses all have
     the same length); any other column the slow way."""
@@ -90,10 +106,6 @@ def _fixed_width(arr) -> np.ndarray:
     return np.array([s.encode() for s in arr.to_pylist()], dtype="S")
 
 
-_HEX = np.full(256, 255, dtype=np.uint64)
-_HEX[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16, dtype=np.uint64)
-
-
 def _sort_users(u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(order, first, count)``: a stable order of ``u`` (fixed-width bytes) and, in that order, where
     each distinct value starts and how many rows it has. Lowercase ``0x`` + 40-hex addresses (what the
@@ -101,14 +113,19 @@ def _sort_users(u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n = len(u)
     if n and u.dtype.itemsize == 42:
         chars = u.view(np.uint8).reshape(n, 42)
-        nibbles = _HEX[chars[:, 2:]]
-        if (chars[:, 0] == ord("0")).all() and (chars[:, 1] == ord("x")).all() and (nibbles < 16).all():
-            keys = []
-            for lo, hi in ((34, 40), (16, 34), (0, 16)):  # least significant key first, for lexsort
-                k = np.zeros(n, dtype=np.uint64)
-                for j in range(lo, hi):
-                    k = (k << np.uint64(4)) | nibbles[:, j]
-                keys.append(k)
+        digits = np.ascontiguousarray(chars[:, 2:]).tobytes()
+        raw = None
+        if (chars[:, 0] == ord("0")).all() and (chars[:, 1] == ord("x")).all() and digits.lower() == digits:
+            try:
+                raw = bytes.fromhex(digits.decode("ascii"))
+            except ValueError:
+                raw = None
+        if raw is not None and len(raw) == 20 * n:
+            b = np.frombuffer(raw, dtype=np.uint8).reshape(n, 20)
+            k1 = np.ascontiguousarray(b[:, :8]).view(">u8").ravel().astype(np.uint64)
+            k2 = np.ascontiguousarray(b[:, 8:16]).view(">u8").ravel().astype(np.uint64)
+            k3 = np.ascontiguousarray(b[:, 16:]).view(">u4").ravel().astype(np.uint64)
+            keys = [k3, k2, k1]  # least significant first, for lexsort
             order = np.lexsort(keys)
             sk = [k[order] for k in keys]
             new = np.ones(n, dtype=bool)
@@ -150,47 +167,45 @@ def start_columns(table, assets_by_pool: Mapping[str, Sequence[str]]) -> dict[st
 
     if isinstance(table, pa.RecordBatch):
         table = pa.Table.from_batches([table])
-    pools = _fixed_width(table.column("pool"))
+    pool_codes, pool_names = _codes(table.column("pool"))
     users = _fixed_width(table.column("user"))
-    assets = _fixed_width(table.column("asset"))
+    asset_codes, asset_names = _codes(table.column("asset"))
     emode = table.column("emode_category").fill_null(0).to_numpy().astype(np.int64)
     collateral = table.column("using_as_collateral").fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
     a_words, a_float, a_rest = _words(table.column("scaled_a_token_balance"))
     d_words, d_float, d_rest = _words(table.column("scaled_variable_debt"))
     out = {}
     for pool, pool_assets in assets_by_pool.items():
-        mine = np.nonzero(pools == pool.encode())[0]
+        wanted = [i for i, name in enumerate(pool_names) if name == pool]
+        mine = np.nonzero(pool_codes == wanted[0])[0] if wanted else np.zeros(0, dtype=np.int64)
         u = users[mine]
         order, first, count = _sort_users(u)
         rows = mine[order]
-        uniq = u[order][first]
-        asset_of = {a.encode(): i for i, a in enumerate(pool_assets)}
-        row_assets = assets[rows]
-        numbers = np.full(len(rows), -1, dtype=np.int64)
-        for name, i in asset_of.items():
-            numbers[row_assets == name] = i
+        uniq = u[order][first] if len(rows) else np.zeros(0, dtype="S42")
+        number_of = {a: i for i, a in enumerate(pool_assets)}
+        lut = np.array([number_of.get(name, -1) for name in asset_names] + [-1], dtype=np.int64)
+        codes = asset_codes[rows]
+        numbers = lut[codes]  # code -1 takes the last entry: -1
         # the last row of a user gives its eMode category (as a row-by-row load would)
         last = first + count - 1
-        sc = StartColumns(users=uniq, first=first.astype(np.int64), count=count.astype(np.int64),
-                          emode=emode[rows][last] if len(rows) else np.zeros(0, dtype=np.int64),
-                          row_asset=numbers, asset_bytes=row_assets, assets=list(pool_assets), collateral=collateral[rows],
-                          scaled_a=a_float[rows], scaled_d=d_float[rows], scaled_a_rest=a_rest[rows],
-                          scaled_d_rest=d_rest[rows], a_words=a_words[rows], d_words=d_words[rows])
-        # rows without an asset (a user with an eMode category only) count for the user, not as positions
-        sc.row_asset[row_assets == b""] = -1
-        out[pool] = sc
+        out[pool] = StartColumns(
+            users=uniq, first=first.astype(np.int64), count=count.astype(np.int64),
+            emode=emode[rows][last] if len(rows) else np.zeros(0, dtype=np.int64),
+            row_asset=numbers, asset_code=codes, asset_names=asset_names, assets=list(pool_assets),
+            collateral=collateral[rows], scaled_a=a_float[rows], scaled_d=d_float[rows], scaled_a_rest=a_rest[rows],
+            scaled_d_rest=d_rest[rows], a_words=a_words[rows], d_words=d_words[rows])
     return out
 
 
 def has_repeated_positions(columns: Mapping[str, StartColumns]) -> bool:
     """Whether some (user, asset) appears in two rows (a row-by-row load keeps the last one)."""
     for sc in columns.values():
-        if len(sc.asset_bytes) < 2:
+        named = sc.asset_code >= 0
+        if named.sum() < 2:
             continue
-        row_user = np.repeat(np.arange(len(sc.users)), sc.count)
-        order = np.lexsort((sc.asset_bytes, row_user))
-        same = (row_user[order][1:] == row_user[order][:-1]) & (sc.asset_bytes[order][1:] == sc.asset_bytes[order][:-1])
-        if (same & (sc.asset_bytes[order][1:] != b"")).any():
+        row_user = np.repeat(np.arange(len(sc.users), dtype=np.int64), sc.count)
+        key = np.sort(row_user[named] * (len(sc.asset_names) + 1) + sc.asset_code[named])
+        if (key[1:] == key[:-1]).any():
             return True
     return False
 
