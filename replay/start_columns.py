@@ -204,7 +204,13 @@ def has_repeated_positions(columns: Mapping[str, StartColumns]) -> bool:
         if named.sum() < 2:
             continue
         row_user = np.repeat(np.arange(len(sc.users), dtype=np.int64), sc.count)
-        key = np.sort(row_user[named] * (len(sc.asset_names) + 1) + sc.asset_code[named])
+        key = row_user[named] * (len(sc.asset_names) + 1) + sc.asset_code[named]
+        span = len(sc.users) * (len(sc.asset_names) + 1)
+        if span <= 16 * len(key):  # a count per possible key: linear, no sort
+            if np.bincount(key, minlength=span).max() > 1:
+                return True
+            continue
+        key = np.sort(key)
         if (key[1:] == key[:-1]).any():
             return True
     return False
