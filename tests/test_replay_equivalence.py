@@ -290,6 +290,10 @@ def _check_scenario(inputs, overrides, eth_asset, root, bands=(1.1, 1000.0)):
     from postmortem.replay.start_columns import read_start_positions
 
     models = resolve_true_models(None, overrides)
+    if not isinstance(inputs.positions_at_start, list):  # load_inputs gives Arrow: the reference loads rows
+        rows = [{k: int(v) if k.startswith("scaled_") and v is not None else v for k, v in r.items()}
+                for r in inputs.positions_at_start.to_pylist()]
+        inputs = dc_replace(inputs, positions_at_start=rows)
     for band in bands:  # the default band, and one that takes every position with debt
         fast, ref = _replay_both(inputs, models, eth_asset=eth_asset, health_band=band)
         _assert_same_tables(fast, ref)
