@@ -12,10 +12,11 @@ Proof of exactness (``u = 2**-53``, the unit roundoff of float64; ``fl(a / b)`` 
 is correctly rounded, so every per-asset factor below carries a relative error of at most ``u``):
 
 1. **Balance.** ``X = s * I / RAY`` (``s`` the scaled balance, ``I`` the normalized index). The
-   float ``x = fl(fl(s) * fl(I / RAY))`` has ``|x - X| <= 3u|X| (1 + u)`` (one rounding each for
-   ``s``, the factor and the product). With ``REL = 2**-49 = 16u`` the interval
+   float ``x = fl(fl(s) * fl(I / RAY))`` has ``|x - X| <= 4u|X| (1 + u)`` (at most two roundings
+   for ``s``, whose float may come from its two 64-bit words, one each for the factor and the
+   product). With ``REL = 2**-49 = 16u`` the interval
    ``[fl(x - x*REL), fl(x + x*REL)]`` contains ``X`` (the two extra roundings add at most
-   ``2u|x|``; ``3u + 2u + O(u^2) < 16u``). The token rounds ``X`` down (``rayMulFloor``), up
+   ``2u|x|``; ``4u + 2u + O(u^2) < 16u``). The token rounds ``X`` down (``rayMulFloor``), up
    (``rayMulCeil``) or half up (``rayMul``); when both interval ends round to the same integer
    the balance is that integer. Regime A takes this route only for ``x < 2**48``, where adding
    ``0.5`` to an interval end is exact, so the rounding of the ends is the rounding of the reals.
