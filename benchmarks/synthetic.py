@@ -103,6 +103,8 @@ class LazyRows(Sequence):
                  collateral: np.ndarray, emode: np.ndarray, block: int, user_config: list[str]):
         self.user, self.asset, self.scaled_a, self.scaled_d = user, asset, scaled_a, scaled_d
         self.collateral, self.emode, self.block, self.user_config = collateral, emode, block, user_config
+        self.float_a: np.ndarray | None = None  # the same amounts as floats (integer-valued), when known
+        self.float_d: np.ndarray | None = None
         self._assets = [asset_address(i) for i in range(len(ASSETS))]
 
     def __len__(self) -> int:
@@ -153,8 +155,48 @@ def price_path(checkpoints: int, rng: np.random.Generator) -> np.ndarray:
     return np.round(out * 1e8)
 
 
-def synthetic_inputs(positions: int, checkpoints: int = 1000, *, seed: int = 1) -> ReplayInputs:
-    """``positions`` borrowers over ``checkpoints`` price-changing blocks (see the module docstring)."""
+def _decimal_column(values: np.ndarray):
+    """Non-negative integer-valued floats (below 2**116) as an exact DECIMAL(38,0) Arrow array, built
+    from its two 64-bit words (the same integers as ``int(value)``)."""
+    import pyarrow as pa
+
+    hi = np.floor(values / 2.0**64)
+    lo = values - hi * 2.0**64  # exact: both are multiples of the value's ulp
+    words = np.empty((len(values), 2), dtype=np.uint64)
+    words[:, 0] = lo.astype(np.uint64)
+    words[:, 1] = hi.astype(np.uint64)
+    return pa.Array.from_buffers(pa.decimal128(38, 0), len(values), [None, pa.py_buffer(words.tobytes())])
+
+
+def arrow_positions(rows: LazyRows):
+    """The same ``positions_at_start`` as an Arrow table, with the warehouse's column types (the
+    replay loads it by columns: :mod:`replay.start_columns`); built with Arrow's own kernels."""
+    import pyarrow as pa
+
+    n_users = int(rows.user.max()) + 1 if len(rows) else 0
+    users = pa.array(np.array([_addr(0xB0, u + 1) for u in range(n_users)], dtype=object), type=pa.string())
+    user_idx = pa.array(rows.user)
+    n = len(rows)
+    scaled_a = rows.float_a if rows.float_a is not None else np.array(rows.scaled_a, dtype=np.float64)
+    scaled_d = rows.float_d if rows.float_d is not None else np.array(rows.scaled_d, dtype=np.float64)
+    return pa.table({
+        "market": pa.array(np.full(n, "core", dtype=object), type=pa.string()),
+        "pool": pa.array(np.full(n, POOL, dtype=object), type=pa.string()),
+        "user": users.take(user_idx),
+        "block_number": pa.array(np.full(n, rows.block, dtype=np.int64)),
+        "emode_category": pa.array(rows.emode[rows.user].astype(np.int32)),
+        "user_configuration": pa.array(rows.user_config, type=pa.string()).take(user_idx),
+        "asset": pa.array(rows._assets, type=pa.string()).take(pa.array(rows.asset)),
+        "scaled_a_token_balance": _decimal_column(scaled_a),
+        "scaled_variable_debt": _decimal_column(scaled_d),
+        "using_as_collateral": pa.array(rows.collateral.astype(bool)),
+        "borrowing": pa.array(scaled_d != 0),
+    })
+
+
+def synthetic_inputs(positions: int, checkpoints: int = 1000, *, seed: int = 1, arrow: bool = False) -> ReplayInputs:
+    """``positions`` borrowers over ``checkpoints`` price-changing blocks (see the module docstring);
+    ``arrow=True`` gives ``positions_at_start`` as an Arrow table (:func:`arrow_positions`)."""
     rng = np.random.default_rng(seed)
     n = int(positions)
     start_block = 1_000_000
@@ -211,8 +253,10 @@ def synthetic_inputs(positions: int, checkpoints: int = 1000, *, seed: int = 1) 
     unit = np.array([10.0 ** a.decimals for a in ASSETS])
     li = np.array([x / RAY for x in liq_index])
     di = np.array([x / RAY for x in debt_index])
-    scaled_a = [int(x) for x in (coll_usd / p0[assets] * unit[assets] / li[assets]).tolist()]
-    scaled_d = [int(x) for x in (debt_usd / p0[assets] * unit[assets] / di[assets]).tolist()]
+    float_a = np.trunc(coll_usd / p0[assets] * unit[assets] / li[assets])
+    float_d = np.trunc(debt_usd / p0[assets] * unit[assets] / di[assets])
+    scaled_a = [int(x) for x in float_a.tolist()]
+    scaled_d = [int(x) for x in float_d.tolist()]
     collateral = coll_usd > 0
     user_config = _user_configuration(users, assets, collateral, debt_usd > 0, n)
 
@@ -242,6 +286,9 @@ def synthetic_inputs(positions: int, checkpoints: int = 1000, *, seed: int = 1) 
             feed_answers.append({"block_number": start_block + k, "feed": feeds[i], "answer": price})
             oracle_prices.append({"block_number": start_block + k, "pool": POOL, "asset": addrs[i], "price": price})
     positions_rows = LazyRows(users, assets, scaled_a, scaled_d, collateral, emode, start_block, user_config)
+    positions_rows.float_a, positions_rows.float_d = float_a, float_d
+    if arrow:
+        positions_rows = arrow_positions(positions_rows)
     return ReplayInputs(
         chain_id=CHAIN_ID, from_block=from_block, to_block=to_block, markets=markets, reserves=reserves,
         reserve_states_at_start=states, emode_categories=emode_rows, positions_at_start=positions_rows,  # type: ignore[arg-type]

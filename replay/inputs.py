@@ -53,7 +53,8 @@ class ReplayInputs:
     reserves: list[dict]
     reserve_states_at_start: list[dict]
     emode_categories: list[dict]
-    positions_at_start: list[dict]
+    positions_at_start: Any
+    """A list of dicts, or an Arrow table (what :func:`load_inputs` gives; loaded by columns)."""
     blocks: list[dict]
     oracle_prices: list[dict] = field(default_factory=list)
     capo_states: list[dict] = field(default_factory=list)
@@ -84,6 +85,16 @@ def _rows(con, query: str, params: list | None = None) -> list[dict]:
         return []  # a dataset the ingest never wrote (no such logs in the range)
     names = [d[0] for d in cur.description]
     return [{n: _plain(v) for n, v in zip(names, row)} for row in cur.fetchall()]
+
+
+def _arrow(con, query: str, params: list | None = None):
+    """A query's result as an Arrow table (an empty list when the dataset was never written)."""
+    import duckdb
+
+    try:
+        return con.execute(query, params or []).to_arrow_table()
+    except duckdb.CatalogException:
+        return []
 
 
 def _has_columns(con, table: str, columns: tuple[str, ...]) -> tuple[str, ...]:
@@ -130,7 +141,8 @@ def load_inputs(root: Path | str, *, chain_id: int, pools: list[str], from_block
                 "ingest the same block range first"
             )
         emode = _rows(con, f"SELECT * FROM emode_categories WHERE {where_start}", at_start)
-        positions = _rows(con, f"SELECT * FROM positions_at_start WHERE {where_start}", at_start)
+        # as Arrow: the replay loads it by columns (replay.start_columns), no Python object per row
+        positions = _arrow(con, f"SELECT * FROM positions_at_start WHERE {where_start}", at_start)
         window = [chain_id, start, to_block]
         blocks = _rows(con, "SELECT DISTINCT block_number, timestamp FROM blocks WHERE chain_id = ? AND "
                             "block_number BETWEEN ? AND ? ORDER BY block_number", window)

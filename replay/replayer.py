@@ -17,10 +17,16 @@ Checkpoints, in order:
                   block end the warehouse holds;
 ``end``           the end of the window.
 
-At each checkpoint the whole population of each market is screened with floats (NumPy); every
-position whose health factor under either price is below ``health_band`` (and every liquidated
-borrower) is then valued exactly with :mod:`replay.aave_math` — the health table, the verdicts
-and the at-risk list come only from that exact path.
+At each checkpoint the whole population of each market is screened with floats (NumPy; after a
+full screen only the users a proven bound cannot rule out are recomputed, see
+``FloatMirror.screen_below``); every position whose health factor under either price is below
+``health_band`` (and every liquidated borrower) is then valued exactly. The screened users are
+valued together by :mod:`replay.vector_valuation` (NumPy, exact where proven: identical to the
+reference or left to it); liquidated borrowers, wrongly eligible positions (their per-reserve
+breakdown feeds the verdicts and the at-risk list) and any user the vector path cannot prove are
+valued by the scalar reference :mod:`replay.aave_math`. The health table, the verdicts and the
+at-risk list come only from exact values; ``exact_path="scalar"`` runs the reference alone
+(``tests/test_replay_equivalence.py`` checks both give identical tables).
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from postmortem.replay.prices import PriceBook, TrueModel, price_sources
 from postmortem.replay.reserve_book import ReserveBook, pool_revision
 from postmortem.replay.rows import at_risk_rows, borrower_rows, liquidator_rows
 from postmortem.replay.stream import event_stream
+from postmortem.replay.vector_valuation import account_sums, segment_rows
 from postmortem.replay.verdicts import classify, loss_parts, max_liquidatable_debt, to_units
 
 __all__ = ["Checkpoint", "Replayer"]
@@ -68,10 +75,21 @@ class Checkpoint:
 
 
 class Replayer:
-    """One pass over a window: the books, the checkpoints and the output rows (see the module docstring)."""
+    """One pass over a window: the books, the checkpoints and the output rows (see the module docstring).
+
+    ``exact_path="vector"`` (the default) values the screened users of a checkpoint together with
+    :mod:`replay.vector_valuation` when there are at least ``vector_min_users`` of them (below that the
+    fixed cost of a NumPy pass exceeds the scalar one); ``"scalar"`` values every one with the
+    reference :func:`aave_math.health_factor`. Both give the same rows (``tests/test_replay_equivalence.py``).
+    """
+
+    vector_min_users = 48
 
     def __init__(self, inputs: ReplayInputs, true_models: Mapping[str, TrueModel], *, eth_asset: str | None,
-                 health_band: float):
+                 health_band: float, exact_path: str = "vector"):
+        if exact_path not in ("vector", "scalar"):
+            raise ValueError(f"exact_path is 'vector' or 'scalar', not {exact_path!r}")
+        self.exact_path = exact_path
         self.inputs = inputs
         self.health_band = health_band
         self.market_of = {m["pool"]: m["market"] for m in inputs.markets}
@@ -122,6 +140,9 @@ class Replayer:
         self._lt_cache: dict[str, tuple[int, np.ndarray]] = {}
         self._memo: dict[tuple[str, str], tuple] = {}
         self._reserves_cache: dict[str, tuple] = {}
+        self._rows_cache: dict[str, tuple] = {}
+        self._exact_cache: dict[str, tuple] = {}
+        self.fast = 0  # user-checkpoints valued by the vector path
 
     # ---- the stream
 
@@ -271,9 +292,36 @@ class Replayer:
         ts, rev = cp.timestamp, self.revisions[pool]
         reserves = self._reserves_at(pool, rev, ts)
         reported, true = self.prices.prices(pool, ts, cp.block_number)
-        candidates = set(forced) | self._screen(pool, reserves, reported, true, ts)
+        near = self._screen(pool, reserves, reported, true, ts)
+        users = self.mirror.pools[pool].users
+        candidates = set(forced)
+        candidates.update(users[i] for i in near.tolist())
+        market = self.market_of[pool]
+        cp_columns = _cp_columns(cp)
+        fast_rows: dict[str, dict] = {}
+        if self.exact_path == "vector" and len(near) >= self.vector_min_users:
+            wad = HEALTH_FACTOR_LIQUIDATION_THRESHOLD
+            for user, emode_id, c_r, d_r, hf_r, c_t, d_t, hf_t in self._fast_values(pool, near, reserves, reported, true):
+                # forced users (verdicts) and wrongly eligible ones (at-risk list) take the scalar path below,
+                # which also gives their per-reserve breakdown
+                if d_r == 0 or user in forced or hf_r < wad <= hf_t:
+                    continue
+                fast_rows[user] = {
+                    "market": market, "pool": pool, "user": user, **cp_columns, "emode_category": emode_id,
+                    "hf_reported": hf_r, "hf_true": hf_t,
+                    "collateral_base_reported": c_r, "debt_base_reported": d_r,
+                    "collateral_base_true": c_t, "debt_base_true": d_t,
+                    "wrongly_eligible": False, "liquidated_here": False,
+                }
+        self.exact += len(fast_rows)
+        self.fast += len(fast_rows)
         wrongly = set()
         for user in sorted(candidates):
+            row = fast_rows.get(user)
+            if row is not None:
+                self.health_rows.append(row)
+                continue
+            here = liquidation is not None and liquidation["user"] == user
             positions = self.book.positions(pool, user)
             if not positions and user not in forced:
                 continue
@@ -282,9 +330,8 @@ class Replayer:
             if acc_r.total_debt_base == 0 and user not in forced:
                 continue
             is_wrong = acc_r.health_factor_wad < HEALTH_FACTOR_LIQUIDATION_THRESHOLD <= acc_t.health_factor_wad
-            here = liquidation is not None and liquidation["user"] == user
             self.health_rows.append({
-                "market": self.market_of[pool], "pool": pool, "user": user, **_cp_columns(cp),
+                "market": market, "pool": pool, "user": user, **cp_columns,
                 "emode_category": self.book.emode(pool, user),
                 "hf_reported": acc_r.health_factor_wad, "hf_true": acc_t.health_factor_wad,
                 "collateral_base_reported": acc_r.total_collateral_base, "debt_base_reported": acc_r.total_debt_base,
@@ -300,6 +347,103 @@ class Replayer:
             if p == pool and state["open_since"] is not None and user not in wrongly:
                 state["seconds"] += ts - state["open_since"]
                 state["open_since"] = None
+
+    def _fast_values(self, pool: str, near: np.ndarray, reserves: Mapping[str, ReserveState],
+                     reported: Mapping[str, int], true: Mapping[str, int]) -> list[tuple]:
+        """``(user, eMode category, collateral, debt, hf under the reported prices, the same under the true
+        prices)`` of the screened users, exact, from :mod:`replay.vector_valuation`; a user it cannot
+        prove exact is absent (the caller values it with the scalar reference)."""
+        mirror = self.mirror.pools[pool]
+        if len(near) == 0:
+            return []
+        assets = mirror.assets
+        if any(a not in reserves or a not in reported or a not in true for a in assets):
+            return []
+        layout = self._user_rows(pool)
+        tables = self._exact_tables(pool)
+        if tables is None:
+            return []
+        lt_table, counts_vec, usable = tables
+        order, row_starts, row_counts = layout
+        cat = mirror.emode[near]
+        known = (cat >= 0) & (cat < len(usable))
+        ids = near[known]
+        ids = ids[usable[cat[known]] & (row_counts[ids] > 0)]
+        if len(ids) == 0:
+            return []
+        seg_counts = row_counts[ids]
+        rows = order[segment_rows(row_starts[ids], seg_counts)]
+        seg_starts = np.cumsum(seg_counts) - seg_counts
+        row_asset = mirror.row_asset[rows]
+        row_cat = np.repeat(mirror.emode[ids], seg_counts)
+        common = dict(
+            scaled_a=mirror.scaled_a[rows], scaled_d=mirror.scaled_d[rows],
+            scaled_a_rest=mirror.scaled_a_rest[rows], scaled_d_rest=mirror.scaled_d_rest[rows],
+            counts=mirror.collateral[rows] & counts_vec[row_asset], row_asset=row_asset,
+            row_lt=lt_table[row_cat, row_asset], seg_starts=seg_starts, seg_counts=seg_counts,
+            income=[reserves[a].liquidity_index_ray for a in assets],
+            debt_index=[reserves[a].variable_borrow_index_ray for a in assets],
+            decimals=[reserves[a].decimals for a in assets])
+        rules = rules_for(self.revisions[pool])
+        price_r = [reported[a] for a in assets]
+        price_t = [true[a] for a in assets]
+        got_r = account_sums(rules, prices=price_r, **common)
+        got_t = got_r if price_t == price_r else account_sums(rules, prices=price_t, **common)
+        sure = np.nonzero(got_r.exact & got_t.exact)[0]
+        names = mirror.users
+        ids = ids[sure]
+        return list(zip([names[i] for i in ids.tolist()], mirror.emode[ids].tolist(),
+                        got_r.collateral_base[sure].tolist(), got_r.debt_base[sure].tolist(),
+                        got_r.health_factor_wad[sure].tolist(), got_t.collateral_base[sure].tolist(),
+                        got_t.debt_base[sure].tolist(), got_t.health_factor_wad[sure].tolist()))
+
+    def _user_rows(self, pool: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The mirror's rows grouped by user (``order``, first position and count per user), cached
+        until the book changes."""
+        mirror = self.mirror.pools[pool]
+        cached = self._rows_cache.get(pool)
+        if cached is not None and cached[0] == mirror.version:
+            return cached[1]
+        n = mirror.n_rows
+        order = np.argsort(mirror.row_user[:n], kind="stable")
+        counts = np.bincount(mirror.row_user[:n], minlength=len(mirror.users)).astype(np.int64)
+        starts = np.cumsum(counts) - counts
+        out = (order, starts, counts)
+        self._rows_cache[pool] = (mirror.version, out)
+        return out
+
+    def _exact_tables(self, pool: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Per eMode category and asset: the liquidation threshold (int bps) a collateral takes; per
+        asset: whether a flagged collateral counts (the revision's rule on the reserve LT); per
+        category: whether the fast path may value its users (a known category without its own price
+        source). Cached on the reserve book's version."""
+        version = self.reserves.version
+        cached = self._exact_cache.get(pool)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        rules = rules_for(self.revisions[pool])
+        assets = self.mirror.pools[pool].assets
+        book = self.reserves.reserves[pool]
+        if any(a not in book for a in assets):
+            self._exact_cache[pool] = (version, None)
+            return None
+        categories = self.reserves.emode[pool]
+        size = max([0, *categories]) + 1
+        lt = np.zeros((size, len(assets)), dtype=np.int64)
+        usable = np.zeros(size, dtype=bool)
+        usable[0] = True
+        for c in range(size):
+            cat = categories.get(c) if c else None
+            if c and (cat is None or (rules.emode_price_source and cat.price_source is not None)):
+                continue
+            usable[c] = True
+            for i, a in enumerate(assets):
+                lt[c, i] = get_user_reserve_liquidation_threshold(rules, book[a], cat)
+        counts = np.array([not (rules.collateral_requires_reserve_liquidation_threshold
+                                and book[a].liquidation_threshold_bps == 0) for a in assets], dtype=bool)
+        out = (lt, counts, usable)
+        self._exact_cache[pool] = (version, out)
+        return out
 
     def _value(self, pool, user, rev, positions, reserves, reported, true, emode, ts):
         """Exact account data under both prices; reused while every input is the same (within a block,
@@ -332,21 +476,21 @@ class Replayer:
         return out
 
     def _screen(self, pool: str, reserves: Mapping[str, ReserveState], reported: Mapping[str, int],
-                true: Mapping[str, int], ts: int) -> set[str]:
-        """Users of ``pool`` whose float health factor under either price is below the band."""
+                true: Mapping[str, int], ts: int) -> np.ndarray:
+        """Users of ``pool`` (their numbers in the pool's float mirror) whose float health factor under
+        either price is below the band."""
         mirror = self.mirror.pools[pool]
         if mirror.n_rows == 0:
-            return set()
+            return np.zeros(0, dtype=np.int64)
         rev = self.revisions[pool]
         assets = mirror.assets
         income = np.array([get_normalized_income(reserves[a], ts) / RAY for a in assets])
         debt_index = np.array([get_normalized_debt(rev, reserves[a], ts) / RAY for a in assets])
         unit = np.array([float(reserves[a].asset_unit) for a in assets])
         prices = [np.array([float(p[a]) for a in assets]) for p in (reported, true)]
-        ids, (hf_r, hf_t) = mirror.screen(income, debt_index, unit, prices, self._lt_table(pool))
-        self.screened += len(ids)
-        near = ids[np.minimum(hf_r, hf_t) < self.health_band]
-        return {mirror.users[i] for i in near}
+        near, covered = mirror.screen_below(self.health_band, income, debt_index, unit, prices, self._lt_table(pool))
+        self.screened += covered
+        return np.sort(near)
 
     def _lt_table(self, pool: str) -> np.ndarray:
         version = self.reserves.version
