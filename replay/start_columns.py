@@ -228,8 +228,8 @@ def read_start_positions(root, *, chain_id: int, pools: Sequence[str], block: in
     inlist = ", ".join("?" for _ in pools)
     con = connect_read_only(root)
     try:
-        return con.execute(f"SELECT * FROM positions_at_start WHERE chain_id = ? AND block_number = ? AND pool IN ({inlist})",
-                           [chain_id, block, *pools]).to_arrow_table()
+        return con.sql(f"SELECT * FROM positions_at_start WHERE chain_id = ? AND block_number = ? AND pool IN ({inlist})",
+                       params=[chain_id, block, *pools]).to_arrow_table()
     except duckdb.CatalogException:
         return pa.table({})
     finally:
