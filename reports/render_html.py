@@ -25,7 +25,7 @@ h2{font-size:1.3rem;margin:2.4em 0 .7em;padding-top:.6em;border-top:1px solid va
 h3{font-size:1.05rem;margin:1.6em 0 .5em}
 p{max-width:78ch}
 .eyebrow{color:var(--muted);font-size:.8rem;text-transform:uppercase;letter-spacing:.07em;margin:0}
-.lede p{font-size:1.06rem;margin:.5em 0}
+.lede p{font-size:1.06rem;margin:.5em 0;overflow-wrap:anywhere}
 nav.toc{display:flex;flex-wrap:wrap;gap:4px 14px;font-size:.9rem;margin:18px 0 0;padding:10px 0;border-top:1px solid var(--line)}
 nav.toc a{color:var(--ink)}
 .facts{display:grid;grid-template-columns:repeat(auto-fit,minmax(280px,1fr));gap:12px 26px;margin:20px 0 6px;padding:0}

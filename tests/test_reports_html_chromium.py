@@ -159,7 +159,26 @@ def test_the_dom_is_the_report(report, tmp_path):
 
 def test_the_page_fits_a_phone(report, tmp_path):
     """At 390 px the page itself never scrolls sideways; wide tables and charts scroll in their own box."""
-    wrapper = report.parent / "phone-check.html"
+    scroll, client = _phone_width(report, tmp_path)
+    assert 300 < client <= 390 and scroll <= client
+
+
+def test_an_address_in_the_headline_wraps_on_a_phone(report, tmp_path):
+    """The headline names addresses (the mispriced asset's price source): 42 characters without a
+    break must wrap at 390 px, not push the page sideways."""
+    html = report.read_text()
+    marker = '<div class="lede" id="headline">'
+    assert marker in html
+    address = "0x" + "cbf9c5aa1229c66245521169e527708a1c2d3e4f"
+    wide = report.parent / "address-in-headline.html"
+    wide.write_text(html.replace(marker, marker + f"<p>The oracle priced it through {address}: a long name.</p>", 1))
+    scroll, client = _phone_width(wide, tmp_path)
+    assert 300 < client <= 390 and scroll <= client
+
+
+def _phone_width(report: Path, tmp_path: Path) -> tuple[int, int]:
+    """(scrollWidth, clientWidth) of ``report`` laid out in a 390 px frame."""
+    wrapper = report.parent / f"phone-check-{report.stem}.html"
     wrapper.write_text(
         '<!DOCTYPE html><html><body style="margin:0">'
         f'<iframe id="f" src="{report.name}" style="width:390px;height:844px;border:0"></iframe>'
@@ -170,8 +189,7 @@ def test_the_page_fits_a_phone(report, tmp_path):
     out = chromium(wrapper.as_uri(), tmp_path / "profile", "--allow-file-access-from-files", "--dump-dom")
     m = re.search(r'data-width="(\d+)/(\d+)"', out.stdout)
     assert m, out.stdout[-1000:] + out.stderr[-1000:]
-    scroll, client = int(m.group(1)), int(m.group(2))
-    assert 300 < client <= 390 and scroll <= client
+    return int(m.group(1)), int(m.group(2))
 
 
 # Where each borrower's amount owed is on screen: the reimbursement table's "owed" column, found by
