@@ -71,8 +71,8 @@ def replay_cmd(incident_id: str, warehouse: Path, true_prices: tuple[str, ...], 
     click.echo(f"liquidations: {s['liquidations']}  wrongly eligible: {v['wrongly_eligible']}  "
                f"eligible anyway: {v['eligible_anyway']}  anomalies: {v['anomaly']}  "
                f"at risk, not liquidated: {s['at_risk']}")
-    click.echo(f"oracle loss: {_eth(s['oracle_loss_eth_wei'])}  bonus: {_eth(s['bonus_loss_eth_wei'])}  "
-               f"reimbursable: {_eth(s['reimbursable_eth_wei'])}")
+    click.echo(f"oracle loss: {_eth(s['oracle_loss_eth_wei'])}  bonus loss: {_eth(s['bonus_loss_eth_wei'])}  "
+               f"owed: {_eth(s['reimbursable_eth_wei'])} (at the chain's prices)")
     if s["reported_price_mismatches"]:
         click.echo(f"warning: {s['reported_price_mismatches']} recomputed reported prices differ from the oracle "
                    f"reads (first: {s.get('first_price_mismatch')})", err=True)

@@ -77,7 +77,8 @@ def report_cmd(incident_id: str, warehouse: Path, out_dir: Path | None, formats:
                                               ("--tolerance-eth", tolerance_eth), ("--run-id", run_id),
                                               ("--scope", scope != "reimbursable"), ("--whatif", whatif_runs)) if given]
         if aave_only:
-            raise click.UsageError(f"{', '.join(aave_only)} apply to Aave v3 incidents; for {incident_id} use --policy, "
+            raise click.UsageError(f"{', '.join(aave_only)} {'apply' if len(aave_only) > 1 else 'applies'} to Aave v3 "
+                                   f"incidents; for {incident_id} use --policy, "
                                    "--policy-price and --policy-window")
 
         fmts = tuple(f.strip() for f in formats.split(",") if f.strip())

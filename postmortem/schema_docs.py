@@ -483,14 +483,16 @@ _WHATIF_TOTALS = [
     col("liquidatable_not_liquidated", pa.int64(), "Of them, borrowers never liquidated in the window"),
     col("collateral_seized_base", _DEC, "Collateral the liquidations that would have happened take (protocol fee "
         "included), at the true collateral price; floored", UNIT_BASE),
-    col("oracle_loss_base", _DEC, "Sum of collateral to the liquidator x (true - counterfactual reported collateral "
-        "price) over the liquidations that would have happened; floored", UNIT_BASE),
-    col("bonus_loss_base", _DEC, "Sum of the bonus as the protocol valued it (collateral incl. fee x reported price - "
-        "debt repaid x reported debt price) over them; floored", UNIT_BASE),
+    col("oracle_loss_base", _DEC, "Oracle loss (see the glossary) over the liquidations that would have happened: the "
+        "collateral that left the borrower, protocol fee included, x (true - counterfactual reported collateral "
+        "price); floored", UNIT_BASE),
+    col("bonus_loss_base", _DEC, "Bonus loss (see the glossary) over the wrongly eligible ones among them: collateral "
+        "incl. fee x reported price - debt repaid x reported debt price; floored", UNIT_BASE),
     col("borrower_loss_base", _DEC, "Sum of everything the borrowers lost at true prices over them; floored", UNIT_BASE),
     col("oracle_loss_eth_wei", _DEC, "The oracle loss in ETH at the true ETH price of each liquidation (sum of floored "
-        "values, as in verdicts)", UNIT_WEI),
-    col("bonus_loss_eth_wei", _DEC, "The bonus loss in ETH, the same way", UNIT_WEI),
+        "per-liquidation values, its two parts floored apart, as the report sums verdicts' oracle_loss_eth_wei and "
+        "fee_oracle_loss_eth_wei)", UNIT_WEI),
+    col("bonus_loss_eth_wei", _DEC, "The bonus loss in ETH (wrongly eligible liquidations only), the same way", UNIT_WEI),
     col("borrower_loss_eth_wei", _DEC, "The borrower loss in ETH, the same way", UNIT_WEI),
     col("bad_debt_base", _DEC, "Sum over borrowers at the end of the window of max(0, totalDebtBase - "
         "totalCollateralBase) under the counterfactual reported prices", UNIT_BASE),
@@ -549,8 +551,11 @@ register_table(
             "factor); 0 if it would not happen", UNIT_WEI),
         col("collateral_seized_counterfactual", _DEC, "Collateral it would take, protocol fee included", UNIT_WEI),
         col("protocol_fee_counterfactual", _DEC, "Of which the protocol fee", UNIT_WEI),
-        col("oracle_loss_base", _DEC, "Collateral to the liquidator x (true - counterfactual price); floored", UNIT_BASE),
+        col("oracle_loss_base", _DEC, "Collateral to the liquidator x (true - counterfactual price); floored (as "
+            "verdicts' column: the protocol-fee part is fee_oracle_loss_*)", UNIT_BASE),
         col("oracle_loss_eth_wei", _DEC, "The same in ETH at the true ETH price; floored", UNIT_WEI),
+        col("fee_oracle_loss_base", _DEC, "Protocol fee x (true - counterfactual price); floored", UNIT_BASE),
+        col("fee_oracle_loss_eth_wei", _DEC, "The same in ETH; floored", UNIT_WEI),
         col("bonus_loss_base", _DEC, "The bonus as the protocol valued it; floored", UNIT_BASE),
         col("bonus_loss_eth_wei", _DEC, "The same in ETH; floored", UNIT_WEI),
         col("borrower_loss_base", _DEC, "All the borrower lost at true prices; floored", UNIT_BASE),

@@ -90,8 +90,12 @@ def run_replay(inputs: ReplayInputs, true_models: Mapping[str, TrueModel] | None
         "at_risk": len(tables["at_risk"]),
         "reported_price_mismatches": len(r.price_mismatches),
         "price_state_drift": len(r.state_drift),
-        "oracle_loss_eth_wei": sum_or_none(v["oracle_loss_eth_wei"] for v in verdict_rows),
-        "bonus_loss_eth_wei": sum_or_none(v["bonus_loss_eth_wei"] for v in verdict_rows),
+        # The report's quantities (see the glossary): the oracle loss of every liquidation, its
+        # protocol-fee part included; the bonus loss of the wrongly eligible ones only.
+        "oracle_loss_eth_wei": sum_or_none(x for v in verdict_rows
+                                           for x in (v["oracle_loss_eth_wei"], v["fee_oracle_loss_eth_wei"])),
+        "bonus_loss_eth_wei": sum_or_none(v["bonus_loss_eth_wei"] for v in verdict_rows
+                                          if v["verdict"] == "wrongly_eligible"),
         "reimbursable_eth_wei": sum_or_none(b["reimbursable_eth_wei"] for b in tables["borrower_losses"]),
         "rows": {k: len(v) for k, v in tables.items()},
         "seconds": round(time.monotonic() - t0, 3),

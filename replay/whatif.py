@@ -788,12 +788,17 @@ class WhatIf:
                 totals["would_liquidate"] += 1
                 totals["wrongly_eligible" if row["wrongly_eligible"] else "eligible_anyway"] += 1
                 sums["collateral_seized"] += row["_seized_num"]
-                for name in ("oracle_loss", "bonus_loss", "borrower_loss"):
-                    sums[name] += row[f"_{name}_num"]
-                    if row[f"{name}_eth_wei"] is None:
-                        eth_missing = True
-                    else:
-                        eth_sums[name] += row[f"{name}_eth_wei"]
+                # One number per concept (the glossary): the oracle loss of every liquidation, its
+                # protocol-fee part included; the bonus loss of the wrongly eligible ones only.
+                parts = {"oracle_loss": ("oracle_loss", "fee_oracle_loss"), "borrower_loss": ("borrower_loss",),
+                         "bonus_loss": ("bonus_loss",) if row["wrongly_eligible"] else ()}
+                for name, names in parts.items():
+                    for part in names:
+                        sums[name] += row[f"_{part}_num"]
+                        if row[f"{part}_eth_wei"] is None:
+                            eth_missing = True
+                        else:
+                            eth_sums[name] += row[f"{part}_eth_wei"]
             else:
                 totals["prevented"] += 1
             rows.append(row)
@@ -831,7 +836,7 @@ class WhatIf:
             "debt_repaid_counterfactual": 0, "collateral_seized_counterfactual": 0, "protocol_fee_counterfactual": 0,
             "_seized_num": 0,
         }
-        for name in ("oracle_loss", "bonus_loss", "borrower_loss"):
+        for name in ("oracle_loss", "fee_oracle_loss", "bonus_loss", "borrower_loss"):
             row[f"{name}_base"], row[f"{name}_eth_wei"], row[f"_{name}_num"] = 0, 0, 0
         if not would:
             return row
@@ -841,6 +846,7 @@ class WhatIf:
         sc, sd = DEN // cu, DEN // du  # exact: units are powers of ten up to 1e36 (checked in __init__)
         nums = {  # numerators over DEN, as verdicts.loss_parts defines them
             "oracle_loss": c * (pt - pr) * sc,
+            "fee_oracle_loss": f * (pt - pr) * sc,
             "bonus_loss": (c + f) * pr * sc - d * qr * sd,
             "borrower_loss": (c + f) * pt * sc - d * qt * sd,
         }

@@ -76,6 +76,12 @@ def test_as_it_happened_equals_the_replay_to_the_wei(wh, judge):
         assert row["borrower_loss_eth_wei"] == v["borrower_loss_eth_wei"]
     assert actual.totals["wrongly_eligible"] == wh["replay"]["verdicts"]["wrongly_eligible"] == 49
     assert actual.totals["oracle_loss_eth_wei"] == wh["replay"]["oracle_loss_eth_wei"]
+    # One number per concept: the report's oracle loss (every liquidation, its fee part included)
+    # and bonus loss (wrongly eligible liquidations only), in the what-if and in the replay summary.
+    oracle = sum(int(v["oracle_loss_eth_wei"]) + int(v["fee_oracle_loss_eth_wei"]) for v in verdicts.values())
+    bonus = sum(int(v["bonus_loss_eth_wei"]) for v in verdicts.values() if v["verdict"] == "wrongly_eligible")
+    assert actual.totals["oracle_loss_eth_wei"] == wh["replay"]["oracle_loss_eth_wei"] == oracle
+    assert actual.totals["bonus_loss_eth_wei"] == wh["replay"]["bonus_loss_eth_wei"] == bonus
 
 
 def test_true_price_as_reported_leaves_only_the_rightly_liquidated_control(incident_chain, wh):
