@@ -16,7 +16,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from postmortem.devchain_manifest import read_manifest
+from postmortem.devchain_manifest import manifest_path, read_manifest
 from postmortem.errors import PostmortemError
 from postmortem.paths import DEVCHAIN_DIR, INCIDENTS_DIR
 from postmortem.protocols import DEFAULT_PROTOCOL, check_variant, protocol_family
@@ -112,12 +112,7 @@ def devchain_window(manifest: dict, incident_id: str = "devchain", *, raw: dict 
 
 
 def _from_devchain(raw: dict, devchain_dir: Path) -> Incident:
-    m = read_manifest(devchain_dir)
-    if m.get("scenario") != raw.get("scenario"):
-        raise PostmortemError(
-            f"the devchain runs scenario {m.get('scenario')!r}, not {raw.get('scenario')!r}; restart it with "
-            f"`postmortem devchain start --scenario {raw.get('scenario')}`"
-        )
+    m = _devchain_manifest_for(raw, devchain_dir)
     if protocol_family(raw.get("protocol")).name == "compound-v2":
         return compound_devchain_window(m, raw["id"], raw=raw)
     return devchain_window(m, raw["id"], raw=raw)
@@ -181,3 +176,35 @@ def compound_devchain_window(manifest: dict, incident_id: str = "devchain", *, r
         comptroller=a["comptroller"].lower(),
         ctokens=_ctokens({k: v for k, v in a["markets"].items()}, "the devchain manifest"),
     )
+
+
+def _devchain_manifest_for(raw: dict, devchain_dir: Path) -> dict:
+    """The manifest of the devchain that runs the entry's scenario: the default port's
+    (``devchain_dir/manifest.json``), else the one devchain on another port
+    (``devchain_dir/port-P/``) that runs it."""
+    want = raw.get("scenario")
+    fix = f"start it with `postmortem devchain start --scenario {want}`"
+    default = manifest_path(devchain_dir)
+    m = read_manifest(devchain_dir) if default.exists() else None
+    if m is not None and m.get("scenario") == want:
+        return m
+    others = []
+    for sub in sorted(devchain_dir.glob("port-*")):
+        if manifest_path(sub).exists():
+            try:
+                other = read_manifest(sub)
+            except PostmortemError:
+                continue
+            if other.get("scenario") == want:
+                others.append((sub, other))
+    if len(others) == 1:
+        return others[0][1]
+    if len(others) > 1:
+        raise PostmortemError(f"{len(others)} devchains run scenario {want!r} "
+                              f"({', '.join(str(p) for p, _ in others)}); stop all but one "
+                              "(`postmortem devchain stop --port P`)")
+    if m is None:
+        raise PostmortemError(f"no devchain runs scenario {want!r} (no manifest at {default} or in "
+                              f"{devchain_dir}/port-*/); {fix}")
+    raise PostmortemError(f"the devchain runs scenario {m.get('scenario')!r}, not {want!r}; restart it with "
+                          f"`postmortem devchain start --scenario {want}` (or start one beside it with --port P)")
