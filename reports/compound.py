@@ -368,7 +368,8 @@ def render_html(m: CompoundReport) -> str:
         body.append("</table></div>")
     style = ("body{font:16px/1.5 system-ui,sans-serif;max-width:60rem;margin:auto;padding:1rem}"
              ".t{overflow-x:auto}table{border-collapse:collapse}td,th{border-bottom:1px solid #ccc;padding:.2rem .5rem;"
-             "text-align:left}pre{white-space:pre-wrap;background:#f4f4f4;padding:.3rem}")
+             "text-align:left}pre{white-space:pre-wrap;background:#f4f4f4;padding:.3rem}"
+             "p,pre,h1,h2,h3{overflow-wrap:anywhere}.t{max-width:100%}")
     return (f"<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport "
             f"content=\"width=device-width,initial-scale=1\"><title>{escape_html(m.title)}</title><style>{style}</style>"
             f"</head><body>{''.join(body)}</body></html>\n")

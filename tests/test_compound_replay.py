@@ -267,3 +267,17 @@ def test_report_refuses_to_write_inside_the_warehouse(world):
     replay_compound(root, INCIDENT, devchain_dir=chain)
     with pytest.raises(PostmortemError, match="inside the warehouse"):
         write_compound_report(root, INCIDENT, root / "reports")
+
+
+def test_the_html_report_fits_a_phone(world, tmp_path):
+    """At 390 px the Compound report never scrolls sideways: long addresses and raw integers wrap,
+    tables scroll in their own box (it did scroll, 441 px wide, before)."""
+    from helpers.chromium import CHROMIUM, phone_width
+
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed at /usr/bin/chromium (apt-get install chromium)")
+    root, chain = world
+    replay_compound(root, INCIDENT, devchain_dir=chain)
+    _model, paths = write_compound_report(root, INCIDENT, tmp_path / "out")
+    scroll, client = phone_width(paths["html"], tmp_path)
+    assert 300 < client <= 390 and scroll <= client

@@ -24,7 +24,7 @@ import pytest
 
 from postmortem.reports.api import write_report
 
-from helpers.chromium import ARTIFACTS, CHROMIUM, FLAGS, chromium, console_lines
+from helpers.chromium import ARTIFACTS, CHROMIUM, FLAGS, chromium, console_lines, phone_width
 from helpers.synthetic import INCIDENT, build_warehouse
 from helpers.synthetic import documented_schemas  # noqa: F401  (autouse fixture)
 
@@ -159,7 +159,7 @@ def test_the_dom_is_the_report(report, tmp_path):
 
 def test_the_page_fits_a_phone(report, tmp_path):
     """At 390 px the page itself never scrolls sideways; wide tables and charts scroll in their own box."""
-    scroll, client = _phone_width(report, tmp_path)
+    scroll, client = phone_width(report, tmp_path)
     assert 300 < client <= 390 and scroll <= client
 
 
@@ -172,24 +172,10 @@ def test_an_address_in_the_headline_wraps_on_a_phone(report, tmp_path):
     address = "0x" + "cbf9c5aa1229c66245521169e527708a1c2d3e4f"
     wide = report.parent / "address-in-headline.html"
     wide.write_text(html.replace(marker, marker + f"<p>The oracle priced it through {address}: a long name.</p>", 1))
-    scroll, client = _phone_width(wide, tmp_path)
+    scroll, client = phone_width(wide, tmp_path)
     assert 300 < client <= 390 and scroll <= client
 
 
-def _phone_width(report: Path, tmp_path: Path) -> tuple[int, int]:
-    """(scrollWidth, clientWidth) of ``report`` laid out in a 390 px frame."""
-    wrapper = report.parent / f"phone-check-{report.stem}.html"
-    wrapper.write_text(
-        '<!DOCTYPE html><html><body style="margin:0">'
-        f'<iframe id="f" src="{report.name}" style="width:390px;height:844px;border:0"></iframe>'
-        "<script>document.getElementById('f').addEventListener('load', function () {"
-        " var d = document.getElementById('f').contentDocument.documentElement;"
-        " document.body.setAttribute('data-width', d.scrollWidth + '/' + d.clientWidth); });</script>"
-        "</body></html>")
-    out = chromium(wrapper.as_uri(), tmp_path / "profile", "--allow-file-access-from-files", "--dump-dom")
-    m = re.search(r'data-width="(\d+)/(\d+)"', out.stdout)
-    assert m, out.stdout[-1000:] + out.stderr[-1000:]
-    return int(m.group(1)), int(m.group(2))
 
 
 # Where each borrower's amount owed is on screen: the reimbursement table's "owed" column, found by
