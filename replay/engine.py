@@ -16,14 +16,14 @@ import hashlib
 import json
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
 from postmortem import __version__
 from postmortem.errors import PostmortemError
-from postmortem.incidents import incident_file
+from postmortem.incidents import incident_file, load_incident
 from postmortem.replay.inputs import ReplayInputs, ingested_window, load_inputs
 from postmortem.replay.positions import PositionBook, PositionError
 from postmortem.replay.prices import TrueModel, parse_true_price_option, true_models_from_incident
@@ -136,7 +136,6 @@ def replay(warehouse_root: Path | str, incident_id: str, *, true_price_overrides
     ``price_path``) are written under ``incident_id`` and ``run_id`` (default: :func:`replay_run_id`
     of the inputs, so a replay of the same inputs replaces its own outputs) with provenance.
     """
-    from postmortem.incidents import load_incident
     from postmortem.warehouse import RUN_OUTPUTS_KEY, Warehouse
     from postmortem.replay.output_tables import TABLES, VIEWS, to_arrow
 
@@ -149,34 +148,11 @@ def replay(warehouse_root: Path | str, incident_id: str, *, true_price_overrides
         return protocol_replay(raw["protocol"])(root, incident_id, true_price_overrides=true_price_overrides,
                                                 from_block=from_block, to_block=to_block, run_id=run_id,
                                                 devchain_dir=devchain_dir)
-    if not (root / "catalog.duckdb").exists():
-        raise PostmortemError(f"the warehouse at {root} holds no data yet; run `postmortem ingest --incident {incident_id}` first")
-    window = ingested_window(root, incident_id)
-    incident = None
-    if window is None:
-        # Nothing recorded in this warehouse: fall back on the catalog's own range and pools.
-        try:
-            incident = load_incident(incident_id, devchain_dir=devchain_dir)
-        except (PostmortemError, OSError, KeyError, ValueError):
-            incident = None
-    if window is None and incident is None:
-        raise PostmortemError(
-            f"the warehouse at {root} has no ingest of incident {incident_id}; run `postmortem ingest --incident "
-            f"{incident_id}` first"
-        )
-    pools = dict(window["pools"]) if window else dict(incident.pools)
-    a = window["from_block"] if window else incident.from_block
-    b = window["to_block"] if window else incident.to_block
-    if from_block is not None:
-        a = int(from_block)
-    if to_block is not None:
-        b = int(to_block)
-    chain_id = int(raw["chain_id"]) if raw.get("chain_id") else _chain_id(root, list(pools.values()), incident)
+    w = incident_window(root, incident_id, raw, devchain_dir=devchain_dir)
+    w = w.narrowed(from_block, to_block)
+    pools, a, b, chain_id = w.pools, w.from_block, w.to_block, w.chain_id
     models = resolve_true_models(raw.get("true_price"), true_price_overrides, incident_path.parent)
-    inputs = load_inputs(root, chain_id=chain_id, pools=list(pools.values()), from_block=a, to_block=b)
-    eth_asset = (incident.eth_asset if incident else None) or (raw.get("eth_asset") or "").lower() or None
-    if eth_asset and not any(r["asset"] == eth_asset for r in inputs.reserves):
-        eth_asset = None
+    inputs, eth_asset = w.inputs()
     result = run_replay(inputs, models, eth_asset=eth_asset, health_band=health_band)
     params = {"incident_id": incident_id, "from_block": a, "to_block": b, "pools": pools, "chain_id": chain_id,
               "true_price": {s: m.describe() for s, m in models.items()}, "health_band": health_band,
@@ -198,6 +174,59 @@ def replay(warehouse_root: Path | str, incident_id: str, *, true_price_overrides
                 wh.register_view(name, sql, description)
         wh.refresh_catalog()
     return summary
+
+
+@dataclass(frozen=True)
+class IncidentWindow:
+    """What a replay of an incident reads, resolved once: the ingested range and pools recorded in
+    the warehouse (or, with nothing recorded, the catalog's), the chain id and the ETH asset.
+    ``replay`` and the what-if's ``load`` both start here."""
+
+    root: Path
+    incident_id: str
+    pools: dict[str, str]
+    from_block: int
+    to_block: int
+    ingested: tuple[int, int]
+    chain_id: int
+    eth_asset: str | None
+
+    def narrowed(self, from_block: int | None, to_block: int | None) -> "IncidentWindow":
+        return replace(self, from_block=self.from_block if from_block is None else int(from_block),
+                       to_block=self.to_block if to_block is None else int(to_block))
+
+    def inputs(self) -> tuple[ReplayInputs, str | None]:
+        """The window's inputs, and the ETH asset when the replayed markets hold it."""
+        inputs = load_inputs(self.root, chain_id=self.chain_id, pools=list(self.pools.values()),
+                             from_block=self.from_block, to_block=self.to_block)
+        eth = self.eth_asset if self.eth_asset and any(r["asset"] == self.eth_asset for r in inputs.reserves) else None
+        return inputs, eth
+
+
+def incident_window(root: Path, incident_id: str, raw: Mapping, *, devchain_dir: Path | None = None) -> IncidentWindow:
+    """The incident's window as ingested into ``root`` (see :class:`IncidentWindow`); one sentence
+    with the fix when the warehouse holds none."""
+    if not (root / "catalog.duckdb").exists():
+        raise PostmortemError(f"the warehouse at {root} holds no data yet; run `postmortem ingest --incident {incident_id}` first")
+    window = ingested_window(root, incident_id)
+    incident = None
+    if window is None:
+        # Nothing recorded in this warehouse: fall back on the catalog's own range and pools.
+        try:
+            incident = load_incident(incident_id, devchain_dir=devchain_dir)
+        except (PostmortemError, OSError, KeyError, ValueError):
+            incident = None
+    if window is None and incident is None:
+        raise PostmortemError(
+            f"the warehouse at {root} has no ingest of incident {incident_id}; run `postmortem ingest --incident "
+            f"{incident_id}` first"
+        )
+    pools = dict(window["pools"]) if window else dict(incident.pools)
+    a = window["from_block"] if window else incident.from_block
+    b = window["to_block"] if window else incident.to_block
+    chain_id = int(raw["chain_id"]) if raw.get("chain_id") else _chain_id(root, list(pools.values()), incident)
+    eth_asset = (incident.eth_asset if incident else None) or (raw.get("eth_asset") or "").lower() or None
+    return IncidentWindow(root, incident_id, pools, a, b, (a, b), chain_id, eth_asset)
 
 
 def replay_run_id(incident_id: str, params: Mapping, true_models: Mapping[str, TrueModel],

@@ -889,48 +889,27 @@ def load(warehouse_root, incident_id: str, *, from_block: int | None = None, to_
     (the same window, pools, true-price models and ETH asset as ``postmortem replay``)."""
     from pathlib import Path
 
-    from postmortem.incidents import incident_file, load_incident
-    from postmortem.replay.engine import DEFAULT_HEALTH_BAND, _chain_id, resolve_true_models
-    from postmortem.replay.inputs import ingested_window, load_inputs
+    from postmortem.incidents import incident_file
+    from postmortem.replay.engine import DEFAULT_HEALTH_BAND, incident_window, resolve_true_models
 
     root = Path(warehouse_root)
     raw, incident_path = incident_file(incident_id)
-    if not (root / "catalog.duckdb").exists():
-        raise PostmortemError(f"the warehouse at {root} holds no data yet; run `postmortem ingest --incident {incident_id}` first")
-    window = ingested_window(root, incident_id)
-    incident = None
-    if window is None:
-        try:
-            incident = load_incident(incident_id, devchain_dir=devchain_dir)
-        except (PostmortemError, OSError, KeyError, ValueError):
-            incident = None
-    if window is None and incident is None:
-        raise PostmortemError(f"the warehouse at {root} has no ingest of incident {incident_id}; run "
-                              f"`postmortem ingest --incident {incident_id}` first")
-    pools = dict(window["pools"]) if window else dict(incident.pools)
-    a = window["from_block"] if window else incident.from_block
-    b = window["to_block"] if window else incident.to_block
-    ingested = (a, b)
+    w = incident_window(root, incident_id, raw, devchain_dir=devchain_dir)
+    a, b = w.ingested
     if to_block is not None and not a - 1 <= int(to_block) <= b:
         raise PostmortemError(f"block {to_block} is outside the window of {incident_id} ({a - 1}..{b}, the start "
                               f"state included); give --at between {a - 1} and {b}")
     if to_block is not None and int(to_block) == a - 1:
         to_block = a  # the start state is checkpoint 0 of any window
-    if from_block is not None:
-        a = int(from_block)
-    if to_block is not None:
-        b = int(to_block)
-    chain_id = int(raw["chain_id"]) if raw.get("chain_id") else _chain_id(root, list(pools.values()), incident)
+    w = w.narrowed(from_block, to_block)
+    pools, a, b, chain_id = w.pools, w.from_block, w.to_block, w.chain_id
     models = resolve_true_models(raw.get("true_price"), true_price_overrides, incident_path.parent)
-    inputs = load_inputs(root, chain_id=chain_id, pools=list(pools.values()), from_block=a, to_block=b)
-    eth_asset = (incident.eth_asset if incident else None) or (raw.get("eth_asset") or "").lower() or None
-    if eth_asset and not any(r["asset"] == eth_asset for r in inputs.reserves):
-        eth_asset = None
+    inputs, eth_asset = w.inputs()
     trace = trace_window(inputs, models, eth_asset=eth_asset, health_band=DEFAULT_HEALTH_BAND)
     params = {"incident_id": incident_id, "from_block": a, "to_block": b, "pools": pools, "chain_id": chain_id,
               "true_price": {s: m.describe() for s, m in models.items()}, "eth_asset": eth_asset}
     return Loaded(incident_id, chain_id, params, dict(inputs.input_files), trace, sorted(models), dict(models),
-                  ingested)
+                  w.ingested)
 
 
 # --- sweeps ---------------------------------------------------------------------------------------
