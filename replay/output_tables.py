@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import pyarrow as pa
 
+from postmortem import schema_docs
 from postmortem.schema_docs import (
     KIND_OUTPUT, KIND_VIEW, UNIT_BASE, UNIT_BLOCK, UNIT_BPS, UNIT_SECONDS, UNIT_WAD, UNIT_WEI, col, register_table,
 )
@@ -234,7 +235,7 @@ def to_arrow(name: str, rows: list[dict]) -> pa.Table:
     A decimal value outside 38 digits is stored as NULL (only health factors of positions
     without debt get there, and the column docs say so).
     """
-    doc = TABLES[name]
+    doc = TABLES.get(name) or schema_docs.get(name)  # the replay's tables, or another documented output
     arrays = []
     for c in doc.columns:
         values = [r.get(c.name) for r in rows]

@@ -13,29 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime, timezone
-from decimal import Decimal
 from pathlib import Path
 
-import pyarrow as pa
 
-from postmortem import __version__, schema_docs
+from postmortem import __version__
+from postmortem.replay.output_tables import to_arrow
 
 __all__ = ["run_id_of", "to_arrow", "write_run"]
-
-DEC_MAX = 10**38 - 1
-
-
-def to_arrow(name: str, rows: list[dict]) -> pa.Table:
-    """Rows -> the documented Arrow table ``name`` (ints to exact decimals; beyond 38 digits NULL)."""
-    doc = schema_docs.get(name)
-    arrays = []
-    for c in doc.columns:
-        values = [r.get(c.name) for r in rows]
-        if pa.types.is_decimal(c.type):
-            values = [None if v is None or abs(int(v)) > DEC_MAX else Decimal(int(v)) for v in values]
-        arrays.append(pa.array(values, type=c.type))
-    return pa.Table.from_arrays(arrays, schema=doc.arrow_schema())
-
 
 def run_id_of(kind: str, incident_id: str, question: dict, params: dict, input_files: dict) -> str:
     text = json.dumps({"kind": kind, "incident_id": incident_id, "question": question, "parameters": params,
