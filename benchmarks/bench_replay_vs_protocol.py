@@ -69,7 +69,7 @@ AGGREGATE3 = "aggregate3((address,bool,bytes)[])"
 
 
 def _fmt(n: float, digits: int = 1) -> str:
-    return f"{n:,.{digits}f}"
+    return "-" if n != n else f"{n:,.{digits}f}"  # NaN: nothing to compare
 
 
 def _multicall_code(url: str) -> str:
@@ -80,6 +80,11 @@ def _multicall_code(url: str) -> str:
     chain.deployer = chain.w3.eth.accounts[0]
     contract = chain.deploy("Multicall3Like")
     return "0x" + bytes(chain.w3.eth.get_code(contract.address)).hex()
+
+
+def _ratio(a: float, b: float) -> float:
+    """a / b, or NaN when b is zero (a path that valued nobody, e.g. the vector path on a small scenario)."""
+    return a / b if b else float("nan")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -265,19 +270,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| method | positions | us / position | {baseline_name} / this |")
     print("|---|---:|---:|---:|")
     print(f"| replay exact, every exact valuation (vector path + scalar reference) | {valuations:,} | "
-          f"{_fmt(exact_per * 1e6, 2)} | {_fmt(baseline_per / exact_per)}x |")
+          f"{_fmt(exact_per * 1e6, 2)} | {_fmt(_ratio(baseline_per, exact_per))}x |")
     print(f"| replay exact, vector path only (`Replayer._fast_values`, {fast['calls']:,} batches) | {fast['users']:,} | "
-          f"{_fmt(fast_per * 1e6, 2)} | {_fmt(baseline_per / fast_per)}x |")
+          f"{_fmt(fast_per * 1e6, 2)} | {_fmt(_ratio(baseline_per, fast_per))}x |")
     print(f"| replay exact, scalar reference (`aave_math.health_factor`, median) | {len(scalar_times):,} | "
-          f"{_fmt(scalar_median * 1e6)} | {_fmt(baseline_per / scalar_median)}x |")
+          f"{_fmt(scalar_median * 1e6)} | {_fmt(_ratio(baseline_per, scalar_median))}x |")
     print(f"| replay wall (`run_replay` / valuations) | {valuations:,} | {_fmt(wall_per * 1e6)} | "
-          f"{_fmt(baseline_per / wall_per)}x |")
+          f"{_fmt(_ratio(baseline_per, wall_per))}x |")
     print(f"| `getUserAccountData` via Multicall3 `aggregate3` ({multicall_calls:,} calls) | {multicall_accounts:,} | "
-          f"{_fmt(multicall_per * 1e6)} | {_fmt(baseline_per / multicall_per)}x |")
+          f"{_fmt(multicall_per * 1e6)} | {_fmt(_ratio(baseline_per, multicall_per))}x |")
     print(f"| `getUserAccountData` via JSON-RPC batches of {args.batch_size:,} `eth_call` | {len(batch_rows):,} | "
-          f"{_fmt(batch_per * 1e6)} | {_fmt(baseline_per / batch_per)}x |")
+          f"{_fmt(batch_per * 1e6)} | {_fmt(_ratio(baseline_per, batch_per))}x |")
     print(f"| `getUserAccountData` via single `eth_call` | {len(single_times):,} | {_fmt(single_per * 1e6)} | "
-          f"{_fmt(baseline_per / single_per)}x |")
+          f"{_fmt(_ratio(baseline_per, single_per))}x |")
     for m in mismatches[:20]:
         print("MISMATCH", m)
 
@@ -298,8 +303,8 @@ def main(argv: list[str] | None = None) -> int:
         "batch_calls": len(batch_rows), "batch_size": args.batch_size, "batch_us_per_position": batch_per * 1e6,
         "single_calls": len(single_times), "single_eth_call_us": single_per * 1e6,
         "baseline_name": baseline_name, "baseline_us_per_position": baseline_per * 1e6,
-        "ratio_baseline_over_exact": baseline_per / exact_per,
-        "ratio_baseline_over_replay_wall": baseline_per / wall_per,
+        "ratio_baseline_over_exact": _ratio(baseline_per, exact_per),
+        "ratio_baseline_over_replay_wall": _ratio(baseline_per, wall_per),
         "python": platform.python_version(), "machine": platform.machine(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
