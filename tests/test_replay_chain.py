@@ -11,31 +11,21 @@ equal ``scaledBalanceOf``; the outputs are in the warehouse and the CLI works.
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 
 import pytest
 from click.testing import CliRunner
 from web3 import Web3
 
-from postmortem.sql import connect_read_only, run_sql
+from postmortem.sql import run_sql
 from postmortem.replay.engine import replay, resolve_true_models, run_replay
 from postmortem.replay.inputs import ingested_window, load_inputs
 
 from helpers.replay_judge import _view, judge_by_protocol, scaled_balance_mismatches
+from helpers.sql_rows import sql_rows as _rows
 
 pytestmark = pytest.mark.chain
 INCIDENT = "devchain-wsteth-capo-2026-03-10"
 WAD = 10**18
-
-
-def _rows(root, query: str) -> list[dict]:
-    con = connect_read_only(root)
-    try:
-        cur = con.execute(query)
-        names = [d[0] for d in cur.description]
-        return [{n: (int(v) if isinstance(v, Decimal) else v) for n, v in zip(names, r)} for r in cur.fetchall()]
-    finally:
-        con.close()
 
 
 def _ingest(dc, root, **kw):

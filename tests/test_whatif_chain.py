@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import shutil
-from decimal import Decimal
 
 import pytest
 from click.testing import CliRunner
@@ -25,21 +24,12 @@ from web3 import Web3
 from postmortem.replay import whatif as W
 from postmortem.replay.engine import replay
 from postmortem.replay.prices import CapOverrides, counterfactual_price, yearly_growth_bps
-from postmortem.sql import connect_read_only
+
+from helpers.sql_rows import sql_rows as _rows
 
 pytestmark = pytest.mark.chain
 INCIDENT = "devchain-wsteth-capo-2026-03-10"
 ONE = 10**18
-
-
-def _rows(root, query: str) -> list[dict]:
-    con = connect_read_only(root)
-    try:
-        cur = con.execute(query)
-        names = [d[0] for d in cur.description]
-        return [{n: (int(v) if isinstance(v, Decimal) else v) for n, v in zip(names, r)} for r in cur.fetchall()]
-    finally:
-        con.close()
 
 
 @pytest.fixture(scope="module")
