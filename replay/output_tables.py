@@ -229,13 +229,16 @@ VIEWS: dict[str, tuple[str, str]] = {
 }
 
 
-def to_arrow(name: str, rows: list[dict]) -> pa.Table:
-    """Rows (dicts of Python values, ints for decimals) -> the documented Arrow table of ``name``.
+def to_arrow(name: str, rows) -> pa.Table:
+    """Rows (dicts of Python values, ints for decimals, or a :class:`replay.health_rows.HealthRows`)
+    -> the documented Arrow table of ``name``.
 
     A decimal value outside 38 digits is stored as NULL (only health factors of positions
     without debt get there, and the column docs say so).
     """
     doc = TABLES.get(name) or schema_docs.get(name)  # the replay's tables, or another documented output
+    if hasattr(rows, "to_arrow"):  # the health table, kept by columns (replay.health_rows.HealthRows)
+        return rows.to_arrow(doc)
     arrays = []
     for c in doc.columns:
         values = [r.get(c.name) for r in rows]

@@ -400,12 +400,28 @@ class _UserNames:
         self.n0 = 0
         self.extra: list[str] = []
         self.extra_index: dict[str, int] = {}
+        self._extra_bytes: np.ndarray | None = None
 
     def __len__(self) -> int:
         return self.n0 + len(self.extra)
 
     def __getitem__(self, i: int) -> str:
         return self.start.name(i) if i < self.n0 else self.extra[i - self.n0]
+
+    def as_bytes(self, ids: np.ndarray) -> np.ndarray:
+        """The addresses of users ``ids`` as fixed-width bytes (sorting them sorts the addresses),
+        with no Python object per user of the start state."""
+        ids = np.asarray(ids, dtype=np.int64)
+        start = self.start.users if self.n0 else np.zeros(0, "S1")
+        if not self.extra:
+            return start[ids]
+        if self._extra_bytes is None or len(self._extra_bytes) != len(self.extra):
+            self._extra_bytes = np.array([u.encode() for u in self.extra], dtype=bytes)
+        out = np.empty(len(ids), dtype=np.result_type(start.dtype, self._extra_bytes.dtype))
+        late = ids >= self.n0
+        out[~late] = start[ids[~late]]
+        out[late] = self._extra_bytes[ids[late] - self.n0]
+        return out
 
     def find(self, user: str) -> int | None:
         if self.n0:

@@ -56,6 +56,7 @@ from postmortem.replay.prices import PriceBook, TrueModel, price_sources
 from postmortem.replay.reserve_book import ReserveBook, pool_revision
 from postmortem.replay.rows import at_risk_rows, borrower_rows, liquidator_rows
 from postmortem.replay.stream import event_stream
+from postmortem.replay.health_rows import FastValues, HealthRows
 from postmortem.replay.vector_valuation import account_sums, segment_rows
 from postmortem.replay.verdicts import classify, loss_parts, max_liquidatable_debt, to_units
 
@@ -125,7 +126,7 @@ class Replayer:
         self.pools = [m["pool"] for m in inputs.markets]
         # outputs and bookkeeping
         self.checkpoints: list[Checkpoint] = []
-        self.health_rows: list[dict] = []
+        self.health_rows = HealthRows()  # the health table, by columns (replay.health_rows)
         self.verdict_rows: list[dict] = []
         self.price_rows: list[dict] = []
         self.price_mismatches: list[dict] = []
@@ -294,33 +295,29 @@ class Replayer:
         reported, true = self.prices.prices(pool, ts, cp.block_number)
         near = self._screen(pool, reserves, reported, true, ts)
         users = self.mirror.pools[pool].users
-        candidates = set(forced)
-        candidates.update(users[i] for i in near.tolist())
         market = self.market_of[pool]
-        cp_columns = _cp_columns(cp)
-        fast_rows: dict[str, dict] = {}
+        fast = None
         if self.exact_path == "vector" and len(near) >= self.vector_min_users:
             wad = HEALTH_FACTOR_LIQUIDATION_THRESHOLD
-            for user, emode_id, c_r, d_r, hf_r, c_t, d_t, hf_t in self._fast_values(pool, near, reserves, reported, true):
+            got = self._fast_values(pool, near, reserves, reported, true)
+            if len(got):
+                hf_r, hf_t, d_r = got.values[0], got.values[1], got.values[3]
                 # forced users (verdicts) and wrongly eligible ones (at-risk list) take the scalar path below,
                 # which also gives their per-reserve breakdown
-                if d_r == 0 or user in forced or hf_r < wad <= hf_t:
-                    continue
-                fast_rows[user] = {
-                    "market": market, "pool": pool, "user": user, **cp_columns, "emode_category": emode_id,
-                    "hf_reported": hf_r, "hf_true": hf_t,
-                    "collateral_base_reported": c_r, "debt_base_reported": d_r,
-                    "collateral_base_true": c_t, "debt_base_true": d_t,
-                    "wrongly_eligible": False, "liquidated_here": False,
-                }
-        self.exact += len(fast_rows)
-        self.fast += len(fast_rows)
+                keep = (d_r != 0) & ~((hf_r < wad) & (wad <= hf_t))
+                forced_ids = [i for i in (users.find(u) for u in forced) if i is not None]
+                if forced_ids:
+                    keep &= ~np.isin(got.ids, np.array(forced_ids, dtype=np.int64))
+                fast = got.select(keep)
+        n_fast = 0 if fast is None else len(fast)
+        self.exact += n_fast
+        self.fast += n_fast
+        rest = near[~np.isin(near, fast.ids)] if n_fast else near
+        candidates = set(forced)
+        candidates.update(users[i] for i in rest.tolist())
+        rows: list[dict] = []
         wrongly = set()
         for user in sorted(candidates):
-            row = fast_rows.get(user)
-            if row is not None:
-                self.health_rows.append(row)
-                continue
             here = liquidation is not None and liquidation["user"] == user
             positions = self.book.positions(pool, user)
             if not positions and user not in forced:
@@ -330,9 +327,8 @@ class Replayer:
             if acc_r.total_debt_base == 0 and user not in forced:
                 continue
             is_wrong = acc_r.health_factor_wad < HEALTH_FACTOR_LIQUIDATION_THRESHOLD <= acc_t.health_factor_wad
-            self.health_rows.append({
-                "market": market, "pool": pool, "user": user, **cp_columns,
-                "emode_category": self.book.emode(pool, user),
+            rows.append({
+                "user": user, "emode_category": self.book.emode(pool, user),
                 "hf_reported": acc_r.health_factor_wad, "hf_true": acc_t.health_factor_wad,
                 "collateral_base_reported": acc_r.total_collateral_base, "debt_base_reported": acc_r.total_debt_base,
                 "collateral_base_true": acc_t.total_collateral_base, "debt_base_true": acc_t.total_debt_base,
@@ -343,26 +339,29 @@ class Replayer:
                 self._note_risk(cp, pool, user, positions, reserves, reported, true, emode, acc_r, acc_t)
             if here:
                 self._verdict(cp, pool, liquidation, positions, reserves, reported, true, emode, acc_r, acc_t)
+        self.health_rows.add({"market": market, "pool": pool, **_cp_columns(cp)},
+                             users.as_bytes(fast.ids) if n_fast else None, fast, rows)
         for (p, user), state in self.risk.items():
             if p == pool and state["open_since"] is not None and user not in wrongly:
                 state["seconds"] += ts - state["open_since"]
                 state["open_since"] = None
 
     def _fast_values(self, pool: str, near: np.ndarray, reserves: Mapping[str, ReserveState],
-                     reported: Mapping[str, int], true: Mapping[str, int]) -> list[tuple]:
-        """``(user, eMode category, collateral, debt, hf under the reported prices, the same under the true
-        prices)`` of the screened users, exact, from :mod:`replay.vector_valuation`; a user it cannot
-        prove exact is absent (the caller values it with the scalar reference)."""
+                     reported: Mapping[str, int], true: Mapping[str, int]) -> FastValues:
+        """The screened users the vector path values exactly (:mod:`replay.vector_valuation`): their
+        numbers, eMode categories, and collateral, debt and health factor under the reported and the
+        true prices. A user it cannot prove exact is absent (the caller values it with the scalar
+        reference)."""
         mirror = self.mirror.pools[pool]
         if len(near) == 0:
-            return []
+            return _NO_FAST
         assets = mirror.assets
         if any(a not in reserves or a not in reported or a not in true for a in assets):
-            return []
+            return _NO_FAST
         layout = self._user_rows(pool)
         tables = self._exact_tables(pool)
         if tables is None:
-            return []
+            return _NO_FAST
         lt_table, counts_vec, usable = tables
         order, row_starts, row_counts = layout
         cat = mirror.emode[near]
@@ -370,7 +369,7 @@ class Replayer:
         ids = near[known]
         ids = ids[usable[cat[known]] & (row_counts[ids] > 0)]
         if len(ids) == 0:
-            return []
+            return _NO_FAST
         seg_counts = row_counts[ids]
         rows = order[segment_rows(row_starts[ids], seg_counts)]
         seg_starts = np.cumsum(seg_counts) - seg_counts
@@ -390,12 +389,10 @@ class Replayer:
         got_r = account_sums(rules, prices=price_r, **common)
         got_t = got_r if price_t == price_r else account_sums(rules, prices=price_t, **common)
         sure = np.nonzero(got_r.exact & got_t.exact)[0]
-        names = mirror.users
         ids = ids[sure]
-        return list(zip([names[i] for i in ids.tolist()], mirror.emode[ids].tolist(),
-                        got_r.collateral_base[sure].tolist(), got_r.debt_base[sure].tolist(),
-                        got_r.health_factor_wad[sure].tolist(), got_t.collateral_base[sure].tolist(),
-                        got_t.debt_base[sure].tolist(), got_t.health_factor_wad[sure].tolist()))
+        return FastValues(ids, mirror.emode[ids], (
+            got_r.health_factor_wad[sure], got_t.health_factor_wad[sure], got_r.collateral_base[sure],
+            got_r.debt_base[sure], got_t.collateral_base[sure], got_t.debt_base[sure]))
 
     def _user_rows(self, pool: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The mirror's rows grouped by user (``order``, first position and count per user), cached
@@ -633,6 +630,9 @@ class Replayer:
 
     def liquidator_rows(self) -> list[dict]:
         return liquidator_rows(self.verdict_rows, self.market_of)
+
+
+_NO_FAST = FastValues(np.zeros(0, np.int64), np.zeros(0, np.int64), tuple(np.zeros(0, np.int64) for _ in range(6)))
 
 
 def _opt_int(value) -> int | None:
