@@ -55,6 +55,10 @@ def _vm(field: str) -> int:
     return 0
 
 
+def _f1(x: float | None) -> str:
+    return "" if x is None else f"{x:.1f}"
+
+
 def run_one(size: int, checkpoints: int, mode: str, band: float, seed: int, start: str = "arrow") -> dict:
     """``mode``: ``screen``, ``full`` (the vector path, as the engine runs) or ``scalar`` (the full replay
     with the scalar reference only: the baseline of ``full``)."""
@@ -143,6 +147,17 @@ def run_one(size: int, checkpoints: int, mode: str, band: float, seed: int, star
     out["vector_seconds"] = fast["seconds"]
     out["vector_us_per_user"] = 1e6 * fast["seconds"] / fast["users"] if fast["users"] else None
     out["health_rows"] = len(r.health_rows)
+    if mode != "screen":  # the health table written as `replay` writes it (Parquet, batch by batch)
+        import tempfile
+
+        from postmortem.replay.output_tables import to_output
+        from postmortem.warehouse import Warehouse
+
+        with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+            t2 = time.perf_counter()
+            rec = Warehouse(Path(tmp)).write_output(1, "health", "bench-scale", "run", to_output("health", r.health_rows), {})
+            out["health_write_seconds"] = time.perf_counter() - t2
+            out["health_file_bytes"] = rec.bytes
     out["price_mismatches"] = len(r.price_mismatches)
     out["peak_rss_bytes"] = _vm("VmHWM")
     return out
@@ -191,17 +206,18 @@ def main(argv: list[str] | None = None) -> int:
           f"{os.cpu_count()} CPUs\n")
     print("| positions | rows | mode | checkpoints | generate s | book load s | screen s | screen ms / checkpoint "
           "| candidates / checkpoint | vector users | vector s | scalar valuations | scalar s | health rows | replay s "
-          "| peak RSS GiB |")
-    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| health table written s | peak RSS GiB |")
+    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in runs:
         if "error" in r:
-            print(f"| {r['positions']:,} | | {r['mode']} | failed | | | | | | | | | | | | |")
+            print(f"| {r['positions']:,} | | {r['mode']} | failed | | | | | | | | | | | | | |")
             continue
         print(f"| {r['positions']:,} | {r['positions_at_start_rows']:,} | {r['mode']} | {r['checkpoints']:,} | "
               f"{r['generate_seconds']:.1f} | {r['book_load_seconds']:.1f} | {r['screen_seconds']:.2f} | "
               f"{r['screen_ms_per_checkpoint']:.2f} | {r['candidates_mean']:,.0f} | {r['vector_users']:,} | "
               f"{r['vector_seconds']:.1f} | {r['exact_valuations']:,} | {r['exact_seconds']:.1f} | "
-              f"{r['health_rows']:,} | {r['replay_seconds']:.1f} | {r['peak_rss_bytes'] / 2**30:.2f} |")
+              f"{r['health_rows']:,} | {r['replay_seconds']:.1f} | {_f1(r.get('health_write_seconds'))} | "
+              f"{r['peak_rss_bytes'] / 2**30:.2f} |")
     screens = [r for r in runs if r.get("mode") == "screen" and "error" not in r]
     growth = []
     for a, b in zip(screens, screens[1:]):

@@ -137,7 +137,7 @@ def replay(warehouse_root: Path | str, incident_id: str, *, true_price_overrides
     of the inputs, so a replay of the same inputs replaces its own outputs) with provenance.
     """
     from postmortem.warehouse import RUN_OUTPUTS_KEY, Warehouse
-    from postmortem.replay.output_tables import TABLES, VIEWS, to_arrow
+    from postmortem.replay.output_tables import TABLES, VIEWS, to_output
 
     started = datetime.now(timezone.utc)
     root = Path(warehouse_root)
@@ -164,7 +164,7 @@ def replay(warehouse_root: Path | str, incident_id: str, *, true_price_overrides
     wh = Warehouse(root)
     with wh.lock(f"postmortem replay --incident {incident_id}"):
         for name in TABLES:
-            wh.write_output(chain_id, name, incident_id, run_id, to_arrow(name, result.tables[name]), provenance)
+            wh.write_output(chain_id, name, incident_id, run_id, to_output(name, result.tables[name]), provenance)
         views = wh.registered_views()
         summary = {**result.summary, "run_id": run_id, "incident_id": incident_id, "chain_id": chain_id}
         wh.record_run("replay", params, summary, run_id=run_id, started_at=started,

@@ -119,36 +119,55 @@ class HealthRows:
     def to_arrow(self, doc) -> pa.Table:
         """The rows as the documented Arrow table ``doc`` (``replay.output_tables.TABLES['health']``).
         A decimal value outside 38 digits is stored as NULL, as for every output table."""
-        from postmortem.replay.output_tables import DEC_MAX
+        schema = doc.arrow_schema()
+        return pa.Table.from_batches(list(self.batches(doc)), schema=schema)
 
-        segs = self._segments
-        sizes = np.array([len(s.names) for s in segs], dtype=np.int64)
-        arrays = []
-        for c in doc.columns:
-            name = c.name
-            if name == "user":
-                names = np.concatenate([s.names for s in segs]) if segs else np.zeros(0, "S1")
-                arrays.append(pa.array(names, type=pa.binary()).cast(pa.string()))
-            elif name == "emode_category":
-                arrays.append(_int_array(np.concatenate([s.emode for s in segs]) if segs else [], c.type))
-            elif name in HEALTH_VALUES:
-                j = HEALTH_VALUES.index(name)
-                parts = [s.values[j] for s in segs]
-                if all(p.dtype != object for p in parts):
-                    arr = pa.array(np.concatenate(parts) if parts else np.zeros(0, np.int64), type=pa.int64())
-                    if pa.types.is_decimal(c.type):
-                        arr = arr.cast(c.type)
-                    arrays.append(arr)
-                else:
-                    flat = [int(v) for p in parts for v in p.tolist()]
-                    arrays.append(pa.array([None if abs(v) > DEC_MAX else Decimal(v) for v in flat], type=c.type))
-            elif name == "wrongly_eligible":
-                arrays.append(pa.array(np.concatenate([s.wrongly for s in segs]) if segs else [], type=pa.bool_()))
-            elif name == "liquidated_here":
-                arrays.append(pa.array(np.concatenate([s.here for s in segs]) if segs else [], type=pa.bool_()))
-            else:  # one value per segment, repeated over its rows
-                arrays.append(_repeated([s.const.get(name) for s in segs], sizes, c.type))
-        return pa.Table.from_arrays(arrays, schema=doc.arrow_schema())
+    def batches(self, doc, rows_per_batch: int = 1 << 20) -> Iterator[pa.RecordBatch]:
+        """The same rows as record batches of about ``rows_per_batch`` rows (whole segments each),
+        so that a large table is written without all of it in memory as Arrow at once."""
+        group: list[_Segment] = []
+        size = 0
+        for seg in self._segments:
+            group.append(seg)
+            size += len(seg.names)
+            if size >= rows_per_batch:
+                yield _batch(group, doc)
+                group, size = [], 0
+        if group or not self._segments:
+            yield _batch(group, doc)
+
+
+def _batch(segs: list[_Segment], doc) -> pa.RecordBatch:
+    """Segments ``segs`` as one record batch of the documented schema."""
+    from postmortem.replay.output_tables import DEC_MAX
+
+    sizes = np.array([len(s.names) for s in segs], dtype=np.int64)
+    arrays = []
+    for c in doc.columns:
+        name = c.name
+        if name == "user":
+            names = np.concatenate([s.names for s in segs]) if segs else np.zeros(0, "S1")
+            users = pa.array(names, type=pa.binary())  # pyarrow chunks a large bytes array: one chunk here
+            users = users.combine_chunks() if isinstance(users, pa.ChunkedArray) else users
+            arrays.append(users.cast(pa.string()))
+        elif name == "emode_category":
+            arrays.append(_int_array(np.concatenate([s.emode for s in segs]) if segs else [], c.type))
+        elif name in HEALTH_VALUES:
+            j = HEALTH_VALUES.index(name)
+            parts = [s.values[j] for s in segs]
+            if all(p.dtype != object for p in parts):
+                arr = pa.array(np.concatenate(parts) if parts else np.zeros(0, np.int64), type=pa.int64())
+                arrays.append(arr.cast(c.type) if pa.types.is_decimal(c.type) else arr)
+            else:
+                flat = [int(v) for p in parts for v in p.tolist()]
+                arrays.append(pa.array([None if abs(v) > DEC_MAX else Decimal(v) for v in flat], type=c.type))
+        elif name == "wrongly_eligible":
+            arrays.append(pa.array(np.concatenate([s.wrongly for s in segs]) if segs else [], type=pa.bool_()))
+        elif name == "liquidated_here":
+            arrays.append(pa.array(np.concatenate([s.here for s in segs]) if segs else [], type=pa.bool_()))
+        else:  # one value per segment, repeated over its rows
+            arrays.append(_repeated([s.const.get(name) for s in segs], sizes, c.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=doc.arrow_schema())
 
 
 def _int_array(values, type_: pa.DataType) -> pa.Array:

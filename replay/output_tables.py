@@ -229,6 +229,15 @@ VIEWS: dict[str, tuple[str, str]] = {
 }
 
 
+def to_output(name: str, rows) -> "pa.Table | pa.RecordBatchReader":
+    """What the warehouse writes for ``name``: the health table (kept by columns) as a stream of
+    record batches, so that a large one never sits in memory as Arrow at once; any other as a table."""
+    if hasattr(rows, "batches"):
+        doc = TABLES.get(name) or schema_docs.get(name)
+        return pa.RecordBatchReader.from_batches(doc.arrow_schema(), rows.batches(doc))
+    return to_arrow(name, rows)
+
+
 def to_arrow(name: str, rows) -> pa.Table:
     """Rows (dicts of Python values, ints for decimals, or a :class:`replay.health_rows.HealthRows`)
     -> the documented Arrow table of ``name``.

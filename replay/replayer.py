@@ -312,7 +312,12 @@ class Replayer:
         n_fast = 0 if fast is None else len(fast)
         self.exact += n_fast
         self.fast += n_fast
-        rest = near[~np.isin(near, fast.ids)] if n_fast else near
+        if n_fast:  # the screened users the vector path did not settle (its users are among them)
+            settled = np.zeros(len(users), dtype=bool)
+            settled[fast.ids] = True
+            rest = near[~settled[near]]
+        else:
+            rest = near
         candidates = set(forced)
         candidates.update(users[i] for i in rest.tolist())
         rows: list[dict] = []

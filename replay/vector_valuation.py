@@ -66,7 +66,6 @@ tests (``tests/test_replay_equivalence.py``) compare both paths on randomized ma
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Sequence
 
 import numpy as np
@@ -164,6 +163,14 @@ def _round(x: np.ndarray, mode: int) -> np.ndarray:
     return np.floor(x + 0.5)
 
 
+def _rest(num: int, den: int, hi: float) -> float:
+    """``num / den - hi``, correctly rounded: the same float as ``float(Fraction(num, den) - Fraction(hi))``
+    (Python's division of two ints is correctly rounded, and ``hi`` is ``m / 2**k`` exactly), in
+    integers only."""
+    m, d2 = hi.as_integer_ratio()
+    return (num * d2 - m * den) / (den * d2)
+
+
 def _values(s: np.ndarray, a: np.ndarray, index: Sequence[int], price: Sequence[int], decimals: Sequence[int],
             bal_mode: int, val_mode: int, rest: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Exact ``value(balance(s, index), price, unit)`` per row where proven (see the module docstring)."""
@@ -187,7 +194,7 @@ def _values(s: np.ndarray, a: np.ndarray, index: Sequence[int], price: Sequence[
         in_a = (x + slack < _A_MAX) & (lo == hi)
     else:
         # the balance's real argument as a double-double (see regime B), rounded as pairs
-        c_lo = np.array([float(Fraction(i, RAY) - Fraction(ch)) for i, ch in zip(index, c.tolist())])
+        c_lo = np.array([_rest(i, RAY, ch) for i, ch in zip(index, c.tolist())])
         p_, e_ = _two_prod(s, c[a])
         e_ = e_ + (s * c_lo[a] + rest * c[a])
         xh, xl = _fast_two_sum(p_, e_)
@@ -209,7 +216,7 @@ def _values(s: np.ndarray, a: np.ndarray, index: Sequence[int], price: Sequence[
         aa = a[ia]
         bal = lo[ia]
         # v within 1 of bal * p / unit: 2u relative below 2**51; as a pair (pu = pu_hi + pu_lo) below 2**53
-        pu_lo = np.array([float(Fraction(p, u) - Fraction(ph)) for p, u, ph in zip(price, unit, pu.tolist())])
+        pu_lo = np.array([_rest(p, u, ph) for p, u, ph in zip(price, unit, pu.tolist())])
         vh, ve = _two_prod(bal, pu[aa])
         v, _ = _fast_two_sum(vh, ve + bal * pu_lo[aa])
         fits = v < _V_MAX_PAIR
@@ -238,8 +245,7 @@ def _values(s: np.ndarray, a: np.ndarray, index: Sequence[int], price: Sequence[
             sure = (rlo == rhi) & (yhi < _V_MAX)
         else:
             # the amount as the exact pair (s, rest), g as a pair: a double-double product
-            g_lo = np.array([float(Fraction(i * p, RAY * u) - Fraction(gh))
-                             for i, p, u, gh in zip(index, price, unit, g.tolist())])
+            g_lo = np.array([_rest(i * p, RAY * u, gh) for i, p, u, gh in zip(index, price, unit, g.tolist())])
             p_, e_ = _two_prod(s[ib], g[ab])
             e_ = e_ + (s[ib] * g_lo[ab] + rest[ib] * g[ab])
             yh, yl = _fast_two_sum(p_, e_)

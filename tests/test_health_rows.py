@@ -70,3 +70,28 @@ def test_an_int64_segment_and_an_empty_table():
     h.add(_cp(0, "start", None, None), names, fast, [_scalar(60, 2**62, 2**63 - 1)])
     assert h.to_arrow(TABLES["health"]).equals(_dict_path(list(h)))
     assert h == list(h) and not (h == list(h)[1:])
+
+
+def test_batches_are_whole_segments_and_the_same_rows():
+    h = HealthRows()
+    for k in range(5):
+        names, fast = _fast(list(range(10 * k + 1, 10 * k + 8)))
+        h.add(_cp(k, "price_change", None, None), names, fast, [_scalar(900 + k, WAD - 5, WAD + 5, wrongly=True)])
+    batches = list(h.batches(TABLES["health"], rows_per_batch=10))
+    assert [b.num_rows for b in batches] == [16, 16, 8]  # segments of 8 rows, never split
+    assert pa.Table.from_batches(batches).equals(h.to_arrow(TABLES["health"]))
+    assert h.to_arrow(TABLES["health"]).equals(_dict_path(list(h)))
+
+
+def test_a_segment_of_more_than_a_million_rows():
+    """pyarrow splits a large bytes array into chunks; the batch takes it as one column."""
+    n = 1_100_000
+    h = HealthRows()
+    names, fast = _fast(list(range(n, 0, -1)))
+    h.add(_cp(1, "end", None, None), names, fast, [])
+    (batch,) = h.batches(TABLES["health"])
+    assert batch.num_rows == n
+    users = batch.column(batch.schema.get_field_index("user"))
+    assert users[0].as_py() == _addr(1) and users[n - 1].as_py() == _addr(n)
+    hf = batch.column(batch.schema.get_field_index("hf_reported"))
+    assert int(hf[n - 1].as_py()) == WAD + 1000 * n

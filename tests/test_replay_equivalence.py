@@ -24,7 +24,7 @@ from postmortem.replay.aave_math.generic_logic import (
     counts_as_collateral,
     get_user_reserve_liquidation_threshold,
 )
-from postmortem.replay.vector_valuation import account_sums
+from postmortem.replay.vector_valuation import _rest, account_sums
 
 REPO = Path(__file__).resolve().parent.parent
 REVISIONS = ["3.0", "3.3", "3.4", "3.6"]
@@ -88,6 +88,18 @@ def _fast(revision, reserves, prices, users, rest=True):
         income=[r.liquidity_index_ray for r in reserves], debt_index=[r.variable_borrow_index_ray for r in reserves],
         prices=[prices[r.asset] for r in reserves], decimals=[r.decimals for r in reserves])
 
+
+
+@settings(max_examples=2000, deadline=None)
+@given(num=st.integers(1, 10**80), den_exp=st.integers(0, 54), den_mul=st.sampled_from([1, 3, 7, 10**27]))
+def test_the_remainder_in_integers_is_the_fraction_remainder(num, den_exp, den_mul):
+    """The per-asset low parts of the double-double factors, computed in integers, are the floats
+    the proof takes (the correctly rounded ``num / den - fl(num / den)``)."""
+    from fractions import Fraction
+
+    den = 10**den_exp * den_mul
+    hi = num / den
+    assert _rest(num, den, hi) == float(Fraction(num, den) - Fraction(hi))
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(markets(), st.booleans())

@@ -417,6 +417,25 @@ def test_write_output_adds_keys_and_provenance(wh):
         wh.write_output(1, "logs", "devchain-x", "run1", verdicts, {})
 
 
+def test_a_streamed_output_is_the_same_file_content_as_a_table(wh):
+    """A large output (the health table) is written batch by batch from a RecordBatchReader: the same
+    rows, keys and record as the whole table gives."""
+    verdicts = pa.table({"user": [f"0x{i:02x}" for i in range(7)],
+                         "loss_wei": pa.array([Decimal(i) for i in range(6)] + [MAX_DEC], pa.decimal128(38, 0))})
+    whole = wh.write_output(1, "toy_losses", "devchain-x", "whole", verdicts, {})
+    reader = pa.RecordBatchReader.from_batches(verdicts.schema, verdicts.to_batches(max_chunksize=3))
+    streamed = wh.write_output(1, "toy_losses", "devchain-x", "streamed", reader, {})
+    assert streamed.rows == whole.rows == 7 and streamed.schema_fingerprint == whole.schema_fingerprint
+    wh.refresh_catalog()
+    rows = query(wh, "SELECT run_id, incident_id, user, loss_wei::VARCHAR FROM toy_losses_all_runs ORDER BY run_id, user")
+    assert [r[1:] for r in rows if r[0] == "streamed"] == [r[1:] for r in rows if r[0] == "whole"]
+    assert len(rows) == 14
+    keyed_table = verdicts.append_column("run_id", pa.array(["x"] * 7))
+    keyed = pa.RecordBatchReader.from_batches(keyed_table.schema, keyed_table.to_batches())
+    with pytest.raises(PostmortemError, match="already has the column"):
+        wh.write_output(1, "toy_losses", "devchain-x", "x", keyed, {})
+
+
 # --- the catalog ----------------------------------------------------------------------------------------
 
 

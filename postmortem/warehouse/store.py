@@ -85,8 +85,11 @@ class StoreMixin:
                 raise PostmortemError(
                     f"{label} {value!r} is not valid; use letters, digits, '.', '-' and '_' (no '__')"
                 )
-        table = _with_constant_column(table, "incident_id", incident_id)
-        table = _with_constant_column(table, "run_id", run_id)
+        if isinstance(table, pa.RecordBatchReader):  # a large output, written batch by batch
+            table = _with_constant_columns_stream(table, {"incident_id": incident_id, "run_id": run_id})
+        else:
+            table = _with_constant_column(table, "incident_id", incident_id)
+            table = _with_constant_column(table, "run_id", run_id)
         path = self.output_path(chain_id, table_name, incident_id, run_id)
         with self._writing(f"write {table_name} {incident_id} {run_id}"), self._in_flight(self._rel(path), None):
             self._check_kind(chain_id, table_name, "output")
@@ -108,8 +111,8 @@ class StoreMixin:
     def _write_file(self, path: Path, kind: str, table: pa.Table, header: dict, chain_id: int, dataset: str,
                     *, start: int | None = None, end: int | None = None,
                     incident_id: str | None = None, run_id: str | None = None) -> FileRecord:
-        if not isinstance(table, pa.Table):
-            raise TypeError(f"expected a pyarrow.Table, got {type(table).__name__}")
+        if not isinstance(table, (pa.Table, pa.RecordBatchReader)):
+            raise TypeError(f"expected a pyarrow.Table or RecordBatchReader, got {type(table).__name__}")
         for c in table.schema:
             schema_docs.duckdb_type(c.type)  # refuses decimal256 (DuckDB would read it as floats)
         mismatches = schema_docs.check_schema(dataset, table.schema)
@@ -125,12 +128,20 @@ class StoreMixin:
         path.parent.mkdir(parents=True, exist_ok=True)
         # A fixed temporary name: the re-run of a killed write overwrites what it left.
         with atomic.replacing(path, tmp=path.with_name(path.name + ".tmp")) as tmp:
-            pq.write_table(table.replace_schema_metadata(schema_meta), tmp, compression="zstd")
+            if isinstance(table, pa.Table):
+                pq.write_table(table.replace_schema_metadata(schema_meta), tmp, compression="zstd")
+                rows = table.num_rows
+            else:
+                rows = 0
+                with pq.ParquetWriter(tmp, table.schema.with_metadata(schema_meta), compression="zstd") as writer:
+                    for batch in table:
+                        writer.write_batch(batch)
+                        rows += batch.num_rows
             digest = sha256_file(tmp)
             size = tmp.stat().st_size
         record = FileRecord(
             path=rel, kind=kind, chain_id=chain_id, dataset=dataset, start=start, end=end,
-            incident_id=incident_id, run_id=run_id, rows=table.num_rows, bytes=size, sha256=digest,
+            incident_id=incident_id, run_id=run_id, rows=rows, bytes=size, sha256=digest,
             schema_fingerprint=schema_fingerprint(table.schema), meta=header.get("meta") or {},
             written_at=utc_now(), tool_version=__version__,
         )
@@ -160,6 +171,24 @@ class StoreMixin:
             return known or existed
 
 
+def _with_constant_columns_stream(reader: pa.RecordBatchReader, values: dict[str, str]) -> pa.RecordBatchReader:
+    """``reader`` with a string column per ``values`` item appended to every batch (the writer's own
+    columns of that name must not exist: a stream is not read twice to check them)."""
+    present = [n for n in values if reader.schema.get_field_index(n) >= 0]
+    if present:
+        raise PostmortemError(f"a streamed output already has the column(s) {', '.join(present)}; fix the writer")
+    schema = reader.schema
+    for n in values:
+        schema = schema.append(pa.field(n, pa.string()))
+
+    def batches():
+        for batch in reader:
+            extra = [pa.repeat(pa.scalar(v, pa.string()), batch.num_rows) for v in values.values()]
+            yield pa.RecordBatch.from_arrays([*batch.columns, *extra], schema=schema)
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
+
+
 def schema_fingerprint(schema: pa.Schema) -> str:
     """A short hash of column names, types and nullability (not metadata), to spot schema drift."""
     text = "\n".join(f"{f.name}:{f.type}:{f.nullable}" for f in schema)
@@ -169,7 +198,7 @@ def schema_fingerprint(schema: pa.Schema) -> str:
 def _with_constant_column(table: pa.Table, name: str, value: str) -> pa.Table:
     idx = table.schema.get_field_index(name)
     if idx < 0:
-        return table.append_column(name, pa.array([value] * table.num_rows, pa.string()))
+        return table.append_column(name, pa.repeat(pa.scalar(value, pa.string()), table.num_rows))
     values = set(table.column(idx).to_pylist())
     if values - {value}:
         raise PostmortemError(f"the table's {name} column holds {sorted(map(str, values))}, not only {value!r}; fix the writer")
