@@ -37,9 +37,12 @@ _CHECKPOINT = [
 
 _LOSS = []
 for _name, _what in (
-    ("oracle_loss", "liquidated_collateral_amount x (true - reported collateral price): collateral handed over at the wrong price"),
+    ("oracle_loss", "liquidated_collateral_amount x (true - reported collateral price): the collateral handed to the "
+     "liquidator at the wrong price. The report's oracle loss (see `postmortem schema glossary`) is this plus "
+     "fee_oracle_loss"),
     ("bonus_loss", "(collateral incl. fee) x reported collateral price - debt_to_cover x reported debt price: the bonus as the protocol valued it"),
-    ("fee_oracle_loss", "protocol_fee_amount x (true - reported collateral price): the underpricing of the fee"),
+    ("fee_oracle_loss", "protocol_fee_amount x (true - reported collateral price): the underpricing of the fee (the "
+     "report's 'oracle loss on the protocol fee')"),
     ("borrower_loss", "(collateral incl. fee) x true collateral price - debt_to_cover x true debt price: all the borrower lost"),
 ):
     _LOSS += [
