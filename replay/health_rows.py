@@ -65,9 +65,10 @@ class HealthRows:
         self._n = 0
 
     def add(self, const: Mapping, fast_names: np.ndarray | None, fast: FastValues | None,
-            rows: Sequence[dict]) -> None:
+            rows: Sequence[dict], *, fast_wrongly: np.ndarray | None = None) -> None:
         """One evaluation: ``const`` (market, pool, checkpoint columns), the vector path's users
-        (``fast_names``: their addresses as bytes) and the scalar reference's ``rows`` (dicts with
+        (``fast_names``: their addresses as bytes; ``fast_wrongly``: which are wrongly eligible, none
+        when absent; none is liquidated here) and the scalar reference's ``rows`` (dicts with
         ``user``, ``emode_category``, the values and the two flags)."""
         k_fast = 0 if fast is None else len(fast)
         if k_fast == 0 and not rows:
@@ -88,7 +89,8 @@ class HealthRows:
         here = np.array([bool(r["liquidated_here"]) for r in rows], dtype=bool)
         if k_fast:
             emode = np.concatenate([fast.emode.astype(np.int64), emode])
-            wrongly = np.concatenate([np.zeros(k_fast, bool), wrongly])
+            head = np.zeros(k_fast, bool) if fast_wrongly is None else np.asarray(fast_wrongly, dtype=bool)
+            wrongly = np.concatenate([head, wrongly])
             here = np.concatenate([np.zeros(k_fast, bool), here])
         order = np.argsort(names, kind="stable")
         self._segments.append(_Segment(dict(const), names[order], emode[order], tuple(v[order] for v in values),

@@ -301,15 +301,27 @@ class Replayer:
             wad = HEALTH_FACTOR_LIQUIDATION_THRESHOLD
             got = self._fast_values(pool, near, reserves, reported, true)
             if len(got):
-                hf_r, hf_t, d_r = got.values[0], got.values[1], got.values[3]
-                # forced users (verdicts) and wrongly eligible ones (at-risk list) take the scalar path below,
-                # which also gives their per-reserve breakdown
-                keep = (d_r != 0) & ~((hf_r < wad) & (wad <= hf_t))
+                d_r = got.values[3]
+                # forced users (verdicts) take the scalar path below, which also gives their per-reserve breakdown
+                keep = d_r != 0
                 forced_ids = [i for i in (users.find(u) for u in forced) if i is not None]
                 if forced_ids:
                     keep &= ~np.isin(got.ids, np.array(forced_ids, dtype=np.int64))
                 fast = got.select(keep)
         n_fast = 0 if fast is None else len(fast)
+        wrongly = set()
+        fast_wrongly = None
+        if n_fast:
+            hf_r, hf_t = fast.values[0], fast.values[1]
+            fast_wrongly = (hf_r < HEALTH_FACTOR_LIQUIDATION_THRESHOLD) & (HEALTH_FACTOR_LIQUIDATION_THRESHOLD <= hf_t)
+            for j in np.nonzero(fast_wrongly)[0].tolist():
+                # the at-risk list: its totals are the vector path's; the per-reserve breakdown, when the
+                # list needs it (a new lowest health factor), from the scalar reference
+                user = users[int(fast.ids[j])]
+                wrongly.add(user)
+                self._note_risk(cp, pool, user, int(fast.values[2][j]), int(fast.values[3][j]), int(hf_r[j]),
+                                int(hf_t[j]), lambda user=user: self._breakdown(pool, user, rev, reserves, reported,
+                                                                                true, ts))
         self.exact += n_fast
         self.fast += n_fast
         if n_fast:  # the screened users the vector path did not settle (its users are among them)
@@ -321,7 +333,6 @@ class Replayer:
         candidates = set(forced)
         candidates.update(users[i] for i in rest.tolist())
         rows: list[dict] = []
-        wrongly = set()
         for user in sorted(candidates):
             here = liquidation is not None and liquidation["user"] == user
             positions = self.book.positions(pool, user)
@@ -341,11 +352,14 @@ class Replayer:
             })
             if is_wrong:
                 wrongly.add(user)
-                self._note_risk(cp, pool, user, positions, reserves, reported, true, emode, acc_r, acc_t)
+                self._note_risk(cp, pool, user, acc_r.total_collateral_base, acc_r.total_debt_base,
+                                acc_r.health_factor_wad, acc_t.health_factor_wad,
+                                lambda positions=positions, emode=emode, acc_r=acc_r: (
+                                    positions, reserves, reported, true, emode, acc_r))
             if here:
                 self._verdict(cp, pool, liquidation, positions, reserves, reported, true, emode, acc_r, acc_t)
         self.health_rows.add({"market": market, "pool": pool, **_cp_columns(cp)},
-                             users.as_bytes(fast.ids) if n_fast else None, fast, rows)
+                             users.as_bytes(fast.ids) if n_fast else None, fast, rows, fast_wrongly=fast_wrongly)
         for (p, user), state in self.risk.items():
             if p == pool and state["open_since"] is not None and user not in wrongly:
                 state["seconds"] += ts - state["open_since"]
@@ -579,7 +593,18 @@ class Replayer:
 
     # ---- at risk
 
-    def _note_risk(self, cp, pool, user, positions, reserves, reported, true, emode, acc_r, acc_t) -> None:
+    def _breakdown(self, pool, user, rev, reserves, reported, true, ts):
+        """What ``_note_risk`` needs to price a liquidation of ``user``: its positions, the prices and
+        the exact account data under the reported prices with its per-reserve breakdown."""
+        positions = self.book.positions(pool, user)
+        emode = self.reserves.category(pool, self.book.emode(pool, user))
+        acc_r, _ = self._value(pool, user, rev, positions, reserves, reported, true, emode, ts)
+        return positions, reserves, reported, true, emode, acc_r
+
+    def _note_risk(self, cp, pool, user, collateral_r: int, debt_r: int, hf_r: int, hf_t: int, exact) -> None:
+        """A wrongly eligible user at ``cp``: its totals and health factors under the reported prices
+        (and its true health factor); ``exact()`` gives ``(positions, reserves, reported, true, emode,
+        account data)`` and is called only when a new lowest health factor needs the breakdown."""
         state = self.risk.setdefault((pool, user), {
             "open_since": None, "seconds": 0, "checkpoints": 0, "first_block": cp.block_number,
             "first_timestamp": cp.timestamp, "min_hf": None, "hf_true_at_min": None, "max_coll": 0, "max_debt": 0,
@@ -589,14 +614,15 @@ class Replayer:
             state["open_since"] = cp.timestamp
         state["checkpoints"] += 1
         state["last_block"], state["last_timestamp"] = cp.block_number, cp.timestamp
-        state["max_coll"] = max(state["max_coll"], acc_r.total_collateral_base)
-        state["max_debt"] = max(state["max_debt"], acc_r.total_debt_base)
-        if state["min_hf"] is not None and acc_r.health_factor_wad >= state["min_hf"]:
+        state["max_coll"] = max(state["max_coll"], collateral_r)
+        state["max_debt"] = max(state["max_debt"], debt_r)
+        if state["min_hf"] is not None and hf_r >= state["min_hf"]:
             return
-        state["min_hf"], state["hf_true_at_min"] = acc_r.health_factor_wad, acc_t.health_factor_wad
+        state["min_hf"], state["hf_true_at_min"] = hf_r, hf_t
         state["exposure"] = None
         if (pool, user) in self.to_be_liquidated:
             return  # not reported in at_risk: no need to price a hypothetical liquidation
+        positions, reserves, reported, true, emode, acc_r = exact()
         coll = max((v for v in acc_r.reserves if v.counts_as_collateral), key=lambda v: v.collateral_value_base,
                    default=None)
         debt = max((v for v in acc_r.reserves if v.debt_value_base), key=lambda v: v.debt_value_base, default=None)
