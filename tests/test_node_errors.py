@@ -141,8 +141,11 @@ def test_the_real_command_prints_one_line_on_stderr(server, tmp_path):
 
 def test_ctrl_c_exits_130_and_says_how_to_resume(server, tmp_path):
     server.slow_started.clear()
+    # As in a terminal: a suite started in the background (`make test &`) has SIGINT ignored, and a
+    # child inherits that across exec; Ctrl-C's own disposition is the default one.
     proc = subprocess.Popen([str(POSTMORTEM), *ingest_args(url(server, "slow"), tmp_path / "wh")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert server.slow_started.wait(30), "the command never reached the node"
         time.sleep(0.2)
