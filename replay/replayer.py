@@ -50,13 +50,13 @@ from postmortem.replay.aave_math import (
     rules_for,
 )
 from postmortem.replay.aave_math.generic_logic import get_user_reserve_liquidation_threshold
+from postmortem.replay.health_rows import FastValues, HealthRows
 from postmortem.replay.inputs import ReplayInputs
 from postmortem.replay.positions import FloatMirror, PositionBook, TokenRef
 from postmortem.replay.prices import PriceBook, TrueModel, price_sources
 from postmortem.replay.reserve_book import ReserveBook, pool_revision
 from postmortem.replay.rows import at_risk_rows, borrower_rows, liquidator_rows
 from postmortem.replay.stream import event_stream
-from postmortem.replay.health_rows import FastValues, HealthRows
 from postmortem.replay.vector_valuation import account_sums, segment_rows
 from postmortem.replay.verdicts import classify, loss_parts, max_liquidatable_debt, to_units
 
@@ -298,7 +298,6 @@ class Replayer:
         market = self.market_of[pool]
         fast = None
         if self.exact_path == "vector" and len(near) >= self.vector_min_users:
-            wad = HEALTH_FACTOR_LIQUIDATION_THRESHOLD
             got = self._fast_values(pool, near, reserves, reported, true)
             if len(got):
                 d_r = got.values[3]
